@@ -1,0 +1,54 @@
+/* cli.h - shared state and helpers of the `cairn` command. */
+#pragma once
+
+#include <glib.h>
+#include <jansson.h>
+
+#include "common/cleanup.h"
+#include "common/util.h"
+#include "repo/repo.h"
+#include "repo/snapshot.h"
+
+#define CAIRN_DEFAULT_REPO "/var/lib/cairn/repo"
+
+typedef struct {
+    const char *repo_location; /* --repo, $CAIRN_REPO, default */
+    const char *key_file;      /* --key-file, $CAIRN_KEY_FILE */
+    int64_t lock_wait;         /* --lock-wait (seconds) */
+    gboolean quiet;
+    const char *command;
+} CairnCli;
+
+typedef int (*CairnCommandFunc)(CairnCli *cli, int argc, char **argv);
+
+/* Print "cairn COMMAND: message" to stderr; returns 1 (the exit status). */
+int cairn_cli_fail(CairnCli *cli, GError *error);
+int cairn_cli_failf(CairnCli *cli, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* Parse a command's options; prints the error/usage itself. */
+gboolean cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv);
+CairnRepo *cairn_cli_open_repo(CairnCli *cli, GError **error);
+/* Print a JSON value on stdout, followed by a newline. */
+void cairn_cli_print_json(json_t *value);
+/* "1a2b3c4d5e6f" short id */
+char *cairn_cli_short_id(const CairnId *id);
+json_t *cairn_cli_snapshot_json(CairnSnapshot *s);
+/* terminal progress on stderr (no-op when stderr is no tty or --quiet) */
+typedef struct {
+    CairnCli *cli;
+    const char *label;
+    gint64 start_us, last_us;
+    gboolean active;
+} CairnCliProgress;
+void cairn_cli_progress_init(CairnCliProgress *p, CairnCli *cli, const char *label);
+void cairn_cli_progress_cb(uint64_t done, uint64_t total, gpointer user_data);
+void cairn_cli_progress_done(CairnCliProgress *p);
+
+int cairn_cmd_init(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_backup(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_snapshots(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_show(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_verify(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_prune(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_gc(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_cat(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv);

@@ -1,0 +1,164 @@
+/* cmd-backup.c - `cairn backup --image FILE [--image FILE...] [--name NAME]` */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "nbd/nbd.h"
+#include "repo/index.h"
+#include "repo/lock.h"
+
+static char *
+default_name(const char *path)
+{
+    g_autofree char *base = g_path_get_basename(path);
+    char *dot = strrchr(base, '.');
+    if (dot && dot != base)
+        *dot = '\0';
+    return g_steal_pointer(&base);
+}
+
+static gboolean
+valid_name(const char *name)
+{
+    if (!*name || strlen(name) > 200)
+        return FALSE;
+    for (const char *p = name; *p; p++)
+        if (*p == '@' || *p == '/' || g_ascii_iscntrl(*p))
+            return FALSE;
+    return TRUE;
+}
+
+int
+cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
+{
+    g_auto(GStrv) images = NULL, tags = NULL;
+    g_autofree char *name = NULL, *format = NULL;
+    gboolean json = FALSE;
+    GOptionEntry entries[] = {
+        { "image", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images,
+          "disk image to back up (repeat for vda, vdb, ...)", "FILE" },
+        { "name", 0, 0, G_OPTION_ARG_STRING, &name,
+          "snapshot name (default: the first image's file name)", "NAME" },
+        { "format", 0, 0, G_OPTION_ARG_STRING, &format,
+          "image format (default: probed by qemu-img)", "FMT" },
+        { "tag", 0, 0, G_OPTION_ARG_STRING_ARRAY, &tags, "add a tag (repeatable)", "TAG" },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print a JSON summary", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("--image FILE [--name NAME]");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!cairn_cli_parse(cli, ctx, &argc, &argv))
+        return 2;
+    if (argc > 1)
+        return cairn_cli_failf(cli, "unexpected argument '%s': back up image files with "
+                               "--image FILE", argv[1]);
+    if (!images || !images[0])
+        return cairn_cli_failf(cli, "nothing to back up: give --image FILE");
+    guint n_images = g_strv_length(images);
+    if (n_images > 26)
+        return cairn_cli_failf(cli, "too many images (%u): at most 26 (vda..vdz)", n_images);
+    if (!name)
+        name = default_name(images[0]);
+    if (!valid_name(name))
+        return cairn_cli_failf(cli, "invalid snapshot name '%s': use 1-200 characters "
+                               "without '@' or '/'", name);
+
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
+    if (!repo)
+        return cairn_cli_fail(cli, gerr);
+    g_autofree char *purpose = g_strdup_printf("backup %s", name);
+    g_autoptr(CairnLock) lock = cairn_lock_acquire(repo, CAIRN_LOCK_SHARED, purpose,
+                                                   cli->lock_wait, &gerr);
+    if (!lock)
+        return cairn_cli_fail(cli, gerr);
+
+    gint64 t0 = g_get_monotonic_time();
+    g_autoptr(CairnManifest) m = cairn_manifest_new();
+    m->name = g_strdup(name);
+    m->host = g_strdup(g_get_host_name());
+    int64_t now_us = cairn_now_us();
+    m->time = now_us / G_USEC_PER_SEC;
+    m->time_usec = (int32_t) (now_us % G_USEC_PER_SEC);
+    for (guint i = 0; tags && tags[i]; i++)
+        g_ptr_array_add(m->tags, g_strdup(tags[i]));
+    {
+        g_autoptr(GPtrArray) prev = cairn_snapshot_list(repo, name, &gerr);
+        if (!prev)
+            return cairn_cli_fail(cli, gerr);
+        if (prev->len) {
+            m->has_parent = TRUE;
+            m->parent = ((CairnSnapshot *) prev->pdata[prev->len - 1])->id;
+        }
+    }
+
+    CairnDiskStats total = { 0 };
+    g_autoptr(CairnJson) jdisks = json_array();
+    for (guint i = 0; i < n_images; i++) {
+        char target[4] = { 'v', 'd', (char) ('a' + i), 0 };
+        g_autoptr(CairnNbdSource) src = cairn_nbd_source_open_image(images[i], format, &gerr);
+        if (!src)
+            return cairn_cli_fail(cli, gerr);
+        CairnCliProgress progress;
+        cairn_cli_progress_init(&progress, cli, target);
+        g_autoptr(CairnIndex) index = NULL;
+        CairnDiskStats st = { 0 };
+        gboolean ok = cairn_nbd_backup_disk(repo, src, NULL, &index, &st, cairn_cli_progress_cb,
+                                            &progress, &gerr);
+        cairn_cli_progress_done(&progress);
+        if (!ok) {
+            g_prefix_error(&gerr, "backup of '%s' failed, no snapshot was published "
+                           "(the repository is still valid): ", images[i]);
+            return cairn_cli_fail(cli, gerr);
+        }
+        CairnManifestDisk *d = cairn_manifest_add_disk(m, target);
+        uint64_t index_new = 0;
+        if (!cairn_index_store(repo, index, &d->index, &index_new, &gerr))
+            return cairn_cli_fail(cli, gerr);
+        d->format = g_strdup(cairn_nbd_source_format(src));
+        d->source = g_canonicalize_filename(images[i], NULL);
+        d->virtual_size = index->virtual_size;
+        d->bytes_read = st.bytes_read;
+        d->bytes_new = st.bytes_new + index_new;
+        total.virtual_size += st.virtual_size;
+        total.bytes_read += st.bytes_read;
+        total.bytes_new += st.bytes_new + index_new;
+        total.chunks_total += st.chunks_total;
+        total.chunks_hole += st.chunks_hole;
+        total.chunks_read += st.chunks_read;
+        total.chunks_new += st.chunks_new;
+        json_array_append_new(jdisks,
+            json_pack("{s:s, s:s, s:s?, s:I, s:I, s:I, s:I, s:I, s:I}", "target", target,
+                      "source", d->source, "format", d->format,
+                      "virtual_size", (json_int_t) d->virtual_size,
+                      "bytes_read", (json_int_t) st.bytes_read,
+                      "bytes_new", (json_int_t) d->bytes_new,
+                      "chunks", (json_int_t) st.chunks_total,
+                      "chunks_hole", (json_int_t) st.chunks_hole,
+                      "chunks_new", (json_int_t) st.chunks_new));
+    }
+    CairnId id;
+    if (!cairn_snapshot_publish(repo, m, &id, &gerr))
+        return cairn_cli_fail(cli, gerr);
+    double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
+    char hex[CAIRN_ID_HEX_LEN + 1];
+    cairn_id_to_hex(&id, hex);
+    if (json) {
+        g_autofree char *t = cairn_format_time_utc(m->time);
+        g_autoptr(CairnJson) o = json_pack(
+            "{s:s, s:s, s:s, s:s, s:O, s:I, s:I, s:I, s:f}", "id", hex, "name", name, "time", t,
+            "mode", "full", "disks", jdisks, "virtual_size", (json_int_t) total.virtual_size,
+            "bytes_read", (json_int_t) total.bytes_read, "bytes_new",
+            (json_int_t) total.bytes_new, "duration_seconds", secs);
+        cairn_cli_print_json(o);
+    } else {
+        g_autofree char *vs = cairn_format_size(total.virtual_size);
+        g_autofree char *rd = cairn_format_size(total.bytes_read);
+        g_autofree char *nw = cairn_format_size(total.bytes_new);
+        printf("snapshot %.12s of %s: %u disk%s, %s virtual, read %s, stored %s new, %.1f s\n",
+               hex, name, n_images, n_images == 1 ? "" : "s", vs, rd, nw, secs);
+    }
+    return 0;
+}

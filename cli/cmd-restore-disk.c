@@ -1,0 +1,87 @@
+/* cmd-restore-disk.c - `cairn restore-disk SNAPSHOT DISK --to FILE [--format raw|qcow2]` */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "repo/index.h"
+#include "restore/restore.h"
+
+int
+cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
+{
+    g_autofree char *to = NULL, *format_s = NULL;
+    gboolean json = FALSE, force = FALSE;
+    GOptionEntry entries[] = {
+        { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "write the disk to FILE", "FILE" },
+        { "format", 0, 0, G_OPTION_ARG_STRING, &format_s,
+          "raw or qcow2 (default: the format it was backed up from)", "FMT" },
+        { "force", 'f', 0, G_OPTION_ARG_NONE, &force, "replace an existing FILE", NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print a JSON summary", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("SNAPSHOT DISK --to FILE");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!cairn_cli_parse(cli, ctx, &argc, &argv))
+        return 2;
+    if (argc != 3)
+        return cairn_cli_failf(cli, "give a snapshot and a disk, e.g. 'restore-disk web01@latest "
+                               "vda --to /var/tmp/vda.qcow2'");
+    if (!to)
+        return cairn_cli_failf(cli, "give the output file with --to FILE");
+
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
+    if (!repo)
+        return cairn_cli_fail(cli, gerr);
+    g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(repo, argv[1], &gerr);
+    if (!s)
+        return cairn_cli_fail(cli, gerr);
+    const CairnManifestDisk *disk = cairn_manifest_find_disk(s->manifest, argv[2]);
+    if (!disk) {
+        g_autoptr(GString) have = g_string_new(NULL);
+        for (guint i = 0; i < s->manifest->disks->len; i++)
+            g_string_append_printf(have, "%s%s", i ? ", " : "",
+                                   ((CairnManifestDisk *) s->manifest->disks->pdata[i])->target);
+        return cairn_cli_failf(cli, "snapshot '%s' has no disk '%s' (it has: %s)", argv[1],
+                               argv[2], have->str);
+    }
+    CairnDiskFormat fmt = CAIRN_DISK_FORMAT_QCOW2;
+    if (format_s) {
+        if (!cairn_disk_format_parse(format_s, &fmt, &gerr))
+            return cairn_cli_fail(cli, gerr);
+    } else if (disk->format && !strcmp(disk->format, "raw")) {
+        fmt = CAIRN_DISK_FORMAT_RAW;
+    }
+    g_autoptr(CairnIndex) index = cairn_index_load(repo, &disk->index, &gerr);
+    if (!index)
+        return cairn_cli_fail(cli, gerr);
+    gint64 t0 = g_get_monotonic_time();
+    CairnCliProgress progress;
+    cairn_cli_progress_init(&progress, cli, disk->target);
+    CairnRestoreStats st = { 0 };
+    gboolean ok = cairn_restore_disk_to_file(repo, index, to, fmt, force, &st,
+                                             cairn_cli_progress_cb, &progress, &gerr);
+    cairn_cli_progress_done(&progress);
+    if (!ok)
+        return cairn_cli_fail(cli, gerr);
+    double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
+    const char *fname = fmt == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2";
+    if (json) {
+        char hex[CAIRN_ID_HEX_LEN + 1];
+        g_autoptr(CairnJson) o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f}", "snapshot",
+                                           cairn_id_to_hex(&s->id, hex), "disk", disk->target,
+                                           "file", to, "format", fname, "virtual_size",
+                                           (json_int_t) index->virtual_size, "bytes_written",
+                                           (json_int_t) st.bytes_written, "chunks_hole",
+                                           (json_int_t) st.chunks_hole, "duration_seconds", secs);
+        cairn_cli_print_json(o);
+    } else {
+        g_autofree char *vs = cairn_format_size(index->virtual_size);
+        g_autofree char *wr = cairn_format_size(st.bytes_written);
+        printf("restored %s of %s to %s (%s, %s virtual, %s written, every chunk verified) "
+               "in %.1f s\n", disk->target, argv[1], to, fname, vs, wr, secs);
+    }
+    return 0;
+}

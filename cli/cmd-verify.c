@@ -1,0 +1,69 @@
+/* cmd-verify.c - `cairn verify [SNAPSHOT...] [--read-data] [--json]` */
+#include "config.h"
+
+#include <stdio.h>
+
+#include "cli/cli.h"
+#include "repo/verify.h"
+
+int
+cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
+{
+    gboolean json = FALSE, read_data = FALSE;
+    GOptionEntry entries[] = {
+        { "read-data", 0, 0, G_OPTION_ARG_NONE, &read_data,
+          "read and re-hash every referenced chunk", NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print the report as JSON", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("[SNAPSHOT...]");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!cairn_cli_parse(cli, ctx, &argc, &argv))
+        return 2;
+
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
+    if (!repo)
+        return cairn_cli_fail(cli, gerr);
+    g_autoptr(GPtrArray) selected = NULL;
+    g_autoptr(GPtrArray) all = NULL;
+    if (argc > 1) {
+        all = cairn_snapshot_list(repo, NULL, &gerr);
+        if (!all)
+            return cairn_cli_fail(cli, gerr);
+        selected = g_ptr_array_new();
+        for (int i = 1; i < argc; i++) {
+            CairnSnapshot *s = cairn_snapshot_resolve_in(all, argv[i], &gerr);
+            if (!s)
+                return cairn_cli_fail(cli, gerr);
+            g_ptr_array_add(selected, s);
+        }
+    }
+    gint64 t0 = g_get_monotonic_time();
+    CairnVerifyReport r;
+    if (!cairn_verify(repo, selected, read_data, &r, &gerr))
+        return cairn_cli_fail(cli, gerr);
+    double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
+    if (json) {
+        g_autoptr(CairnJson) probs = json_array();
+        for (guint i = 0; i < r.problems->len; i++)
+            json_array_append_new(probs, json_string(r.problems->pdata[i]));
+        g_autoptr(CairnJson) o = json_pack("{s:b, s:b, s:i, s:I, s:I, s:I, s:O, s:f}", "ok",
+                                           r.problems->len == 0, "read_data", read_data,
+                                           "snapshots", (int) r.snapshots, "indexes",
+                                           (json_int_t) r.indexes, "chunks", (json_int_t) r.chunks,
+                                           "objects_read", (json_int_t) r.objects_read,
+                                           "problems", probs, "duration_seconds", secs);
+        cairn_cli_print_json(o);
+    } else {
+        printf("verified %u snapshot%s, %" G_GUINT64_FORMAT " disk indexes, %" G_GUINT64_FORMAT
+               " chunks (%s): %u problem%s\n", r.snapshots, r.snapshots == 1 ? "" : "s",
+               r.indexes, r.chunks, read_data ? "data read and re-hashed" : "structure only",
+               r.problems->len, r.problems->len == 1 ? "" : "s");
+    }
+    for (guint i = 0; i < r.problems->len; i++)
+        fprintf(stderr, "cairn verify: %s\n", (char *) r.problems->pdata[i]);
+    int rc = r.problems->len ? 1 : 0;
+    cairn_verify_report_clear(&r);
+    return rc;
+}

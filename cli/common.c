@@ -1,0 +1,112 @@
+/* common.c - helpers shared by the subcommands. */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+
+int
+cairn_cli_fail(CairnCli *cli, GError *error)
+{
+    if (cli->command)
+        fprintf(stderr, "cairn %s: %s\n", cli->command, error->message);
+    else
+        fprintf(stderr, "cairn: %s\n", error->message);
+    return 1;
+}
+
+int
+cairn_cli_failf(CairnCli *cli, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cairn %s: %s\n", cli->command ? cli->command : "", msg);
+    return 1;
+}
+
+gboolean
+cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv)
+{
+    g_autoptr(GError) gerr = NULL;
+    g_autofree char *prg = g_strdup_printf("cairn %s", cli->command);
+    g_set_prgname(prg);
+    if (!g_option_context_parse(ctx, argc, argv, &gerr)) {
+        fprintf(stderr, "cairn %s: %s ('cairn %s --help' lists the options)\n", cli->command,
+                gerr->message, cli->command);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+CairnRepo *
+cairn_cli_open_repo(CairnCli *cli, GError **error)
+{
+    return cairn_repo_open(cli->repo_location, cli->key_file, error);
+}
+
+void
+cairn_cli_print_json(json_t *value)
+{
+    g_autofree char *s = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS);
+    fputs(s, stdout);
+    fputc('\n', stdout);
+}
+
+char *
+cairn_cli_short_id(const CairnId *id)
+{
+    char hex[CAIRN_ID_HEX_LEN + 1];
+    cairn_id_to_hex(id, hex);
+    return g_strndup(hex, 12);
+}
+
+json_t *
+cairn_cli_snapshot_json(CairnSnapshot *s)
+{
+    json_t *o = cairn_manifest_to_json_value(s->manifest);
+    char hex[CAIRN_ID_HEX_LEN + 1];
+    json_object_set_new(o, "id", json_string(cairn_id_to_hex(&s->id, hex)));
+    return o;
+}
+
+void
+cairn_cli_progress_init(CairnCliProgress *p, CairnCli *cli, const char *label)
+{
+    memset(p, 0, sizeof *p);
+    p->cli = cli;
+    p->label = label;
+    p->start_us = g_get_monotonic_time();
+    p->active = !cli->quiet && isatty(STDERR_FILENO);
+}
+
+void
+cairn_cli_progress_cb(uint64_t done, uint64_t total, gpointer user_data)
+{
+    CairnCliProgress *p = user_data;
+    if (!p->active)
+        return;
+    gint64 now = g_get_monotonic_time();
+    if (now - p->last_us < 200000 && done < total)
+        return;
+    p->last_us = now;
+    double secs = (double) (now - p->start_us) / 1e6;
+    double rate = secs > 0 ? (double) done / secs : 0;
+    g_autofree char *d = cairn_format_size(done);
+    g_autofree char *t = cairn_format_size(total);
+    g_autofree char *r = cairn_format_size((uint64_t) rate);
+    double eta = rate > 0 ? (double) (total - done) / rate : 0;
+    fprintf(stderr, "\r%-6s %3d%%  %s / %s  %s/s  ETA %.0fs   ", p->label,
+            total ? (int) (100.0 * (double) done / (double) total) : 100, d, t, r, eta);
+}
+
+void
+cairn_cli_progress_done(CairnCliProgress *p)
+{
+    if (p->active && p->last_us)
+        fprintf(stderr, "\r\033[K");
+}

@@ -1,0 +1,112 @@
+/* main.c - `cairn [GLOBAL OPTIONS] COMMAND [ARGS]`: dispatch to cmd-*.c. */
+#include "config.h"
+
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *name;
+    CairnCommandFunc fn;
+    const char *summary;
+} commands[] = {
+    { "init", cairn_cmd_init, "create a repository" },
+    { "backup", cairn_cmd_backup, "back up disk images into a snapshot" },
+    { "snapshots", cairn_cmd_snapshots, "list snapshots" },
+    { "show", cairn_cmd_show, "show one snapshot" },
+    { "verify", cairn_cmd_verify, "check snapshots (--read-data: every byte)" },
+    { "prune", cairn_cmd_prune, "forget snapshots by retention rules" },
+    { "gc", cairn_cmd_gc, "delete objects no snapshot references" },
+    { "cat", cairn_cmd_cat, "print an object's decoded content" },
+    { "restore-disk", cairn_cmd_restore_disk, "write one disk of a snapshot to a file" },
+};
+
+static void
+usage(FILE *out)
+{
+    fprintf(out,
+            "usage: cairn [--repo PATH|URL] [--key-file FILE] [--lock-wait DURATION] [-q]\n"
+            "             COMMAND [ARGS...]\n\n"
+            "The repository is --repo, else $CAIRN_REPO, else " CAIRN_DEFAULT_REPO ".\n"
+            "Encrypted repositories need --key-file or $CAIRN_KEY_FILE.\n\ncommands:\n");
+    for (size_t i = 0; i < G_N_ELEMENTS(commands); i++)
+        fprintf(out, "  %-14s %s\n", commands[i].name, commands[i].summary);
+    fprintf(out, "\n'cairn COMMAND --help' describes a command; see cairn(1).\n");
+}
+
+/* value of "--opt VALUE" or "--opt=VALUE" at argv[*i], advancing *i */
+static const char *
+opt_value(int argc, char **argv, int *i, const char *opt)
+{
+    size_t n = strlen(opt);
+    if (!strncmp(argv[*i], opt, n) && argv[*i][n] == '=')
+        return argv[*i] + n + 1;
+    if (!strcmp(argv[*i], opt)) {
+        if (*i + 1 >= argc)
+            return NULL;
+        return argv[++*i];
+    }
+    return NULL;
+}
+
+int
+main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    CairnCli cli = { .lock_wait = 600 };
+    cli.repo_location = g_getenv("CAIRN_REPO");
+    cli.key_file = g_getenv("CAIRN_KEY_FILE");
+    if (cli.key_file && !*cli.key_file)
+        cli.key_file = NULL;
+    if (!cli.repo_location || !*cli.repo_location)
+        cli.repo_location = CAIRN_DEFAULT_REPO;
+
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        const char *a = argv[i], *v;
+        if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
+            usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--version")) {
+            printf("cairn %s\n", PACKAGE_VERSION);
+            return 0;
+        } else if (!strcmp(a, "-q") || !strcmp(a, "--quiet")) {
+            cli.quiet = TRUE;
+        } else if (!strncmp(a, "--repo", 6) && (v = opt_value(argc, argv, &i, "--repo"))) {
+            cli.repo_location = v;
+        } else if (!strncmp(a, "--key-file", 10) &&
+                   (v = opt_value(argc, argv, &i, "--key-file"))) {
+            cli.key_file = v;
+        } else if (!strncmp(a, "--lock-wait", 11) &&
+                   (v = opt_value(argc, argv, &i, "--lock-wait"))) {
+            g_autoptr(GError) gerr = NULL;
+            if (!cairn_parse_duration(v, &cli.lock_wait, &gerr))
+                return cairn_cli_fail(&cli, gerr);
+        } else {
+            fprintf(stderr, "cairn: unknown or incomplete global option '%s'\n", a);
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (i >= argc) {
+        usage(stderr);
+        return 2;
+    }
+    const char *name = argv[i];
+    for (size_t c = 0; c < G_N_ELEMENTS(commands); c++) {
+        if (!strcmp(commands[c].name, name)) {
+            cli.command = name;
+            return commands[c].fn(&cli, argc - i, argv + i);
+        }
+    }
+    const char *names[G_N_ELEMENTS(commands) + 1];
+    for (size_t c = 0; c < G_N_ELEMENTS(commands); c++)
+        names[c] = commands[c].name;
+    names[G_N_ELEMENTS(commands)] = NULL;
+    const char *close = cairn_closest(name, names);
+    fprintf(stderr, "cairn: unknown command '%s'%s%s%s; 'cairn --help' lists them\n", name,
+            close ? " (did you mean '" : "", close ? close : "", close ? "'?)" : "");
+    return 2;
+}

@@ -1,0 +1,179 @@
+/* verify.c - structure and data verification of snapshots. */
+#include "config.h"
+
+#include <string.h>
+
+#include "common/util.h"
+#include "repo/index.h"
+#include "repo/verify.h"
+
+void
+cairn_verify_report_clear(CairnVerifyReport *r)
+{
+    if (r->problems)
+        g_ptr_array_unref(r->problems);
+    memset(r, 0, sizeof *r);
+}
+
+GHashTable *
+cairn_repo_list_objects(CairnRepo *repo, GPtrArray **ret_entries, GError **error)
+{
+    g_autoptr(GPtrArray) entries = cairn_backend_list(cairn_repo_backend(repo), "objects/", error);
+    if (!entries)
+        return NULL;
+    GHashTable *set = g_hash_table_new_full(cairn_id_hash, cairn_id_equal_func, g_free, NULL);
+    for (guint i = 0; i < entries->len; i++) {
+        CairnBackendEntry *e = entries->pdata[i];
+        const char *slash = strrchr(e->key, '/');
+        CairnId id;
+        if (slash && cairn_id_from_hex(slash + 1, &id))
+            g_hash_table_add(set, g_memdup2(&id, sizeof id));
+    }
+    if (ret_entries)
+        *ret_entries = g_steal_pointer(&entries);
+    return set;
+}
+
+typedef struct {
+    CairnSnapshot *snap;
+    const char *target;
+    CairnIndex *index;
+} LoadedIndex;
+
+typedef struct {
+    CairnRepo *repo;
+    GMutex lock;
+    GHashTable *bad; /* CairnId* -> char* reason */
+    guint64 read;
+} ReadCtx;
+
+static void
+read_one(gpointer data, gpointer user)
+{
+    CairnId *id = data;
+    ReadCtx *ctx = user;
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(GBytes) b = cairn_repo_get(ctx->repo, id, NULL, &gerr);
+    g_mutex_lock(&ctx->lock);
+    ctx->read++;
+    if (!b)
+        g_hash_table_insert(ctx->bad, g_memdup2(id, sizeof *id), g_strdup(gerr->message));
+    g_mutex_unlock(&ctx->lock);
+}
+
+static char *
+referencing(GArray *loaded, const CairnId *id)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+    for (guint i = 0; i < loaded->len; i++) {
+        LoadedIndex *li = &g_array_index(loaded, LoadedIndex, i);
+        for (uint64_t c = 0; c < li->index->count; c++) {
+            if (!cairn_id_equal(&li->index->ids[c], id))
+                continue;
+            char hex[CAIRN_ID_HEX_LEN + 1];
+            g_autofree char *t = cairn_format_time_utc(li->snap->manifest->time);
+            g_string_append_printf(s, "%s%.16s (%s %s, disk %s, offset %" G_GUINT64_FORMAT ")",
+                                   s->len ? ", " : "", cairn_id_to_hex(&li->snap->id, hex),
+                                   li->snap->manifest->name, t, li->target,
+                                   c * li->index->chunk_size);
+            break;
+        }
+    }
+    return g_string_free(g_steal_pointer(&s), FALSE);
+}
+
+gboolean
+cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
+             CairnVerifyReport *r, GError **error)
+{
+    memset(r, 0, sizeof *r);
+    r->problems = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) all = NULL;
+    if (!snapshots) {
+        all = cairn_snapshot_list_full(repo, NULL, r->problems, error);
+        if (!all)
+            return FALSE;
+        snapshots = all;
+    }
+    g_autoptr(GHashTable) present = NULL;
+    if (!read_data && !(present = cairn_repo_list_objects(repo, NULL, error)))
+        return FALSE;
+
+    g_autoptr(GArray) loaded = g_array_new(FALSE, FALSE, sizeof(LoadedIndex));
+    g_autoptr(GHashTable) chunks = g_hash_table_new(cairn_id_hash, cairn_id_equal_func);
+    for (guint i = 0; i < snapshots->len; i++) {
+        CairnSnapshot *s = snapshots->pdata[i];
+        CairnManifest *m = s->manifest;
+        char hex[CAIRN_ID_HEX_LEN + 1], xhex[CAIRN_ID_HEX_LEN + 1];
+        cairn_id_to_hex(&s->id, hex);
+        r->snapshots++;
+        if (m->has_domain_xml) {
+            g_autoptr(GError) gerr = NULL;
+            g_autoptr(GBytes) xml = cairn_repo_get(repo, &m->domain_xml, NULL, &gerr);
+            r->objects_read++;
+            if (!xml)
+                g_ptr_array_add(r->problems, g_strdup_printf("snapshot %.16s (%s): domain XML "
+                                "%s: %s", hex, m->name, cairn_id_to_hex(&m->domain_xml, xhex),
+                                gerr->message));
+        }
+        for (guint d = 0; d < m->disks->len; d++) {
+            CairnManifestDisk *disk = m->disks->pdata[d];
+            g_autoptr(GError) gerr = NULL;
+            CairnIndex *index = cairn_index_load(repo, &disk->index, &gerr);
+            r->objects_read++;
+            if (!index) {
+                g_ptr_array_add(r->problems, g_strdup_printf("snapshot %.16s (%s) disk %s: %s",
+                                hex, m->name, disk->target, gerr->message));
+                continue;
+            }
+            r->indexes++;
+            if (index->virtual_size != disk->virtual_size)
+                g_ptr_array_add(r->problems, g_strdup_printf("snapshot %.16s (%s) disk %s: "
+                                "index size %" G_GUINT64_FORMAT " differs from the manifest's %"
+                                G_GUINT64_FORMAT, hex, m->name, disk->target,
+                                index->virtual_size, disk->virtual_size));
+            LoadedIndex li = { s, disk->target, index };
+            g_array_append_val(loaded, li);
+            for (uint64_t c = 0; c < index->count; c++)
+                if (!cairn_id_is_zero(&index->ids[c]))
+                    g_hash_table_add(chunks, &index->ids[c]);
+        }
+    }
+    r->chunks = g_hash_table_size(chunks);
+
+    ReadCtx ctx = { .repo = repo };
+    g_mutex_init(&ctx.lock);
+    ctx.bad = g_hash_table_new_full(cairn_id_hash, cairn_id_equal_func, g_free, g_free);
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, chunks);
+    if (read_data) {
+        GThreadPool *pool = g_thread_pool_new(read_one, &ctx, (gint) g_get_num_processors() + 1,
+                                              FALSE, NULL);
+        while (g_hash_table_iter_next(&it, &key, NULL))
+            g_thread_pool_push(pool, key, NULL);
+        g_thread_pool_free(pool, FALSE, TRUE);
+        r->objects_read += ctx.read;
+    } else {
+        while (g_hash_table_iter_next(&it, &key, NULL)) {
+            if (!g_hash_table_contains(present, key)) {
+                char hex[CAIRN_ID_HEX_LEN + 1];
+                g_hash_table_insert(ctx.bad, g_memdup2(key, sizeof(CairnId)),
+                                    g_strdup_printf("object %s is missing",
+                                                    cairn_id_to_hex(key, hex)));
+            }
+        }
+    }
+    g_hash_table_iter_init(&it, ctx.bad);
+    gpointer reason;
+    while (g_hash_table_iter_next(&it, &key, &reason)) {
+        g_autofree char *refs = referencing(loaded, key);
+        g_ptr_array_add(r->problems, g_strdup_printf("%s; referenced by snapshot %s",
+                                                     (char *) reason, refs));
+    }
+    g_hash_table_unref(ctx.bad);
+    g_mutex_clear(&ctx.lock);
+    for (guint i = 0; i < loaded->len; i++)
+        cairn_index_free(g_array_index(loaded, LoadedIndex, i).index);
+    return TRUE;
+}

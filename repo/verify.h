@@ -1,0 +1,25 @@
+/* verify.h - check a repository's snapshots: structure, or every byte. */
+#pragma once
+
+#include "repo/snapshot.h"
+
+typedef struct {
+    guint snapshots;
+    guint64 indexes;
+    guint64 chunks;          /* distinct chunks referenced */
+    guint64 objects_read;    /* objects fully read and re-hashed */
+    GPtrArray *problems;     /* char*: one line per problem, naming object and snapshots */
+} CairnVerifyReport;
+
+void cairn_verify_report_clear(CairnVerifyReport *r);
+
+/* Check the given snapshots (CairnSnapshot*, NULL = all). Structure: every
+ * manifest and index decodes and verifies, every referenced object exists.
+ * read_data: every referenced chunk is read, authenticated and re-hashed.
+ * Returns FALSE only when the check itself could not run; problems found
+ * are in the report. */
+gboolean cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
+                      CairnVerifyReport *ret_report, GError **error);
+
+/* Set of the ids of every object present (one listing). */
+GHashTable *cairn_repo_list_objects(CairnRepo *repo, GPtrArray **ret_entries, GError **error);
