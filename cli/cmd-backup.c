@@ -1,9 +1,10 @@
-/* cmd-backup.c - `cairn backup --image FILE [--image FILE...] [--name NAME]` */
+/* cmd-backup.c - `cairn backup DOMAIN [...]` and `cairn backup --image FILE [...]` */
 #include "config.h"
 
 #include <stdio.h>
 #include <string.h>
 
+#include "agent/job.h"
 #include "cli/cli.h"
 #include "nbd/nbd.h"
 #include "repo/index.h"
@@ -30,37 +31,18 @@ valid_name(const char *name)
     return TRUE;
 }
 
-int
-cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
+static int
+backup_images(CairnCli *cli, char **images, char *name, const char *format, char **tags,
+              gboolean json)
 {
-    g_auto(GStrv) images = NULL, tags = NULL;
-    g_autofree char *name = NULL, *format = NULL;
-    gboolean json = FALSE;
-    GOptionEntry entries[] = {
-        { "image", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images,
-          "disk image to back up (repeat for vda, vdb, ...)", "FILE" },
-        { "name", 0, 0, G_OPTION_ARG_STRING, &name,
-          "snapshot name (default: the first image's file name)", "NAME" },
-        { "format", 0, 0, G_OPTION_ARG_STRING, &format,
-          "image format (default: probed by qemu-img)", "FMT" },
-        { "tag", 0, 0, G_OPTION_ARG_STRING_ARRAY, &tags, "add a tag (repeatable)", "TAG" },
-        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print a JSON summary", NULL },
-        { NULL }
-    };
-    g_autoptr(GOptionContext) ctx = g_option_context_new("--image FILE [--name NAME]");
-    g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!cairn_cli_parse(cli, ctx, &argc, &argv))
-        return 2;
-    if (argc > 1)
-        return cairn_cli_failf(cli, "unexpected argument '%s': back up image files with "
-                               "--image FILE", argv[1]);
+    g_autofree char *name_owned = NULL;
     if (!images || !images[0])
         return cairn_cli_failf(cli, "nothing to back up: give --image FILE");
     guint n_images = g_strv_length(images);
     if (n_images > 26)
         return cairn_cli_failf(cli, "too many images (%u): at most 26 (vda..vdz)", n_images);
     if (!name)
-        name = default_name(images[0]);
+        name = name_owned = default_name(images[0]);
     if (!valid_name(name))
         return cairn_cli_failf(cli, "invalid snapshot name '%s': use 1-200 characters "
                                "without '@' or '/'", name);
@@ -161,4 +143,106 @@ cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
                hex, name, n_images, n_images == 1 ? "" : "s", vs, rd, nw, secs);
     }
     return 0;
+}
+
+static void
+print_notes(CairnCli *cli, GPtrArray *notes)
+{
+    for (guint i = 0; i < notes->len; i++)
+        fprintf(stderr, "cairn backup: note: %s\n", (char *) notes->pdata[i]);
+}
+
+static int
+backup_domain(CairnCli *cli, CairnBackupOptions *o, gboolean json)
+{
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
+    if (!repo)
+        return cairn_cli_fail(cli, gerr);
+    CairnCliProgress progress;
+    cairn_cli_progress_init(&progress, cli, o->domain);
+    o->progress = cairn_cli_progress_cb;
+    o->progress_data = &progress;
+    o->lock_wait = cli->lock_wait;
+    CairnBackupResult r;
+    gboolean ok = cairn_backup_domain(repo, o, &r, &gerr);
+    cairn_cli_progress_done(&progress);
+    print_notes(cli, r.notes);
+    if (!ok) {
+        cairn_backup_result_clear(&r);
+        return cairn_cli_fail(cli, gerr);
+    }
+    char hex[CAIRN_ID_HEX_LEN + 1];
+    cairn_id_to_hex(&r.id, hex);
+    if (json) {
+        g_autoptr(CairnJson) notes = json_array();
+        for (guint i = 0; i < r.notes->len; i++)
+            json_array_append_new(notes, json_string(r.notes->pdata[i]));
+        g_autoptr(CairnJson) out = json_pack(
+            "{s:s, s:s, s:s, s:s?, s:b, s:s, s:I, s:I, s:I, s:f, s:O, s:O}", "id", hex, "name",
+            o->domain, "mode", r.mode, "reason", r.reason, "offline", r.offline, "consistency",
+            r.app_consistent ? "application" : "crash", "virtual_size",
+            (json_int_t) r.virtual_size, "bytes_read", (json_int_t) r.bytes_read, "bytes_new",
+            (json_int_t) r.bytes_new, "duration_seconds", r.seconds, "disks", r.disks, "notes",
+            notes);
+        cairn_cli_print_json(out);
+    } else {
+        g_autofree char *vs = cairn_format_size(r.virtual_size);
+        g_autofree char *rd = cairn_format_size(r.bytes_read);
+        g_autofree char *nw = cairn_format_size(r.bytes_new);
+        printf("snapshot %.12s of %s: %s%s%s%s, %s virtual, read %s, stored %s new, %.1f s\n",
+               hex, o->domain, r.mode, r.reason ? " (" : "", r.reason ? r.reason : "",
+               r.reason ? ")" : "", vs, rd, nw, r.seconds);
+    }
+    cairn_backup_result_clear(&r);
+    return 0;
+}
+
+int
+cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
+{
+    g_auto(GStrv) images = NULL, tags = NULL, disks = NULL, excludes = NULL;
+    g_autofree char *name = NULL, *format = NULL, *uri = NULL, *quiesce = NULL;
+    gboolean json = FALSE, full = FALSE, take_over = FALSE;
+    GOptionEntry entries[] = {
+        { "connect", 'c', 0, G_OPTION_ARG_STRING, &uri,
+          "libvirt URI (default $LIBVIRT_DEFAULT_URI, else qemu:///system)", "URI" },
+        { "full", 0, 0, G_OPTION_ARG_NONE, &full, "read every disk whole", NULL },
+        { "disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disks, "only this disk (repeatable)", "vdX" },
+        { "exclude-disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &excludes,
+          "leave this disk out (repeatable)", "vdX" },
+        { "quiesce", 0, 0, G_OPTION_ARG_STRING, &quiesce,
+          "freeze guest filesystems: auto (default), always, never", "MODE" },
+        { "take-over-checkpoints", 0, 0, G_OPTION_ARG_NONE, &take_over,
+          "also delete checkpoints other tools created", NULL },
+        { "image", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images,
+          "back up this disk image instead of a domain (repeat for vda, vdb, ...)", "FILE" },
+        { "name", 0, 0, G_OPTION_ARG_STRING, &name,
+          "snapshot name for --image (default: the first image's file name)", "NAME" },
+        { "format", 0, 0, G_OPTION_ARG_STRING, &format,
+          "image format for --image (default: probed by qemu-img)", "FMT" },
+        { "tag", 0, 0, G_OPTION_ARG_STRING_ARRAY, &tags, "add a tag (repeatable)", "TAG" },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print a JSON summary", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("DOMAIN | --image FILE");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!cairn_cli_parse(cli, ctx, &argc, &argv))
+        return 2;
+    if (images && images[0]) {
+        if (argc > 1)
+            return cairn_cli_failf(cli, "give either a DOMAIN or --image FILE, not both");
+        return backup_images(cli, images, name, format, tags, json);
+    }
+    if (argc != 2)
+        return cairn_cli_failf(cli, argc < 2 ? "give a domain (as in 'virsh list --all') or "
+                               "--image FILE" : "give one domain per backup (got '%s' too)",
+                               argc > 2 ? argv[2] : "");
+    CairnBackupOptions o = { .uri = uri, .domain = argv[1], .disks = disks,
+                             .exclude_disks = excludes, .full = full,
+                             .take_over_checkpoints = take_over, .tags = tags };
+    g_autoptr(GError) gerr = NULL;
+    if (quiesce && !cairn_quiesce_parse(quiesce, &o.quiesce, &gerr))
+        return cairn_cli_fail(cli, gerr);
+    return backup_domain(cli, &o, json);
 }

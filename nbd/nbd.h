@@ -36,6 +36,10 @@ void cairn_image_info_clear(CairnImageInfo *info);
  * format NULL: probe with qemu-img info (a file that is no disk image fails). */
 CairnNbdSource *cairn_nbd_source_open_image(const char *path, const char *format,
                                             GError **error);
+/* Same, also exporting the qcow2 persistent bitmap 'bitmap' (NULL: none) as the
+ * dirty context "qemu:dirty-bitmap:BITMAP". */
+CairnNbdSource *cairn_nbd_source_open_image_bitmap(const char *path, const char *format,
+                                                   const char *bitmap, GError **error);
 /* Connect to an existing export; dirty_context (e.g. "qemu:dirty-bitmap:backup-vda")
  * may be NULL. */
 CairnNbdSource *cairn_nbd_source_connect(const char *socket_path, const char *export_name,
@@ -84,6 +88,15 @@ const char *cairn_nbd_source_name(CairnNbdSource *src);
 const char *cairn_nbd_source_dirty_context(CairnNbdSource *src);
 /* the server reports base:allocation */
 gboolean cairn_nbd_source_has_allocation(CairnNbdSource *src);
+
+/* How many chunk buffers and worker threads a pipeline over chunks of
+ * chunk_size may use. Memory is budgeted in chunk-sized units: every buffer
+ * is one, and every worker holds about two more while it works (compressed
+ * and stored copies when writing, stored and decoded ones when reading).
+ * Up to 32 MiB of buffers, 2 * workers + 2 of them when the budget allows,
+ * fewer workers (never fewer than one) rather than more memory: 16 MiB
+ * chunks get one buffer and one worker, and peak RSS stays under 64 MiB. */
+void cairn_pipeline_size(uint32_t chunk_size, guint *ret_buffers, guint *ret_workers);
 
 /* Set *error to "<formatted message>: <libnbd's last error in this thread>". */
 void cairn_nbd_set_error(GError **error, CairnNbdError code, const char *format, ...)

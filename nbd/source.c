@@ -107,6 +107,13 @@ source_finish(CairnNbdSource *src, GError **error)
 CairnNbdSource *
 cairn_nbd_source_open_image(const char *path, const char *format, GError **error)
 {
+    return cairn_nbd_source_open_image_bitmap(path, format, NULL, error);
+}
+
+CairnNbdSource *
+cairn_nbd_source_open_image_bitmap(const char *path, const char *format, const char *bitmap,
+                                   GError **error)
+{
     g_return_val_if_fail(path != NULL, NULL);
 
     /* qemu-img first: clear messages for missing files, directories, empty
@@ -133,12 +140,16 @@ cairn_nbd_source_open_image(const char *path, const char *format, GError **error
     g_autofree char *file_arg = cairn_image_path_arg(path);
     /* read-only, several clients allowed, host page cache (writeback):
      * O_DIRECT (--cache=none) fails on tmpfs and was not faster here */
+    g_autofree char *bitmap_arg = bitmap ? g_strconcat("--bitmap=", bitmap, NULL) : NULL;
     char *argv[] = { (char *) CAIRN_QEMU_NBD, (char *) "--read-only", (char *) SOURCE_SHARED,
                      fmt_arg, (char *) "--cache=writeback", (char *) "--aio=threads",
-                     file_arg, NULL };
+                     bitmap_arg ? bitmap_arg : file_arg, bitmap_arg ? file_arg : NULL, NULL };
+    if (bitmap)
+        src->dirty_context = g_strconcat("qemu:dirty-bitmap:", bitmap, NULL);
 
     if (nbd_set_handle_name(src->h, "cairn-image") < 0 ||
-        nbd_add_meta_context(src->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0) {
+        nbd_add_meta_context(src->h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0 ||
+        (src->dirty_context && nbd_add_meta_context(src->h, src->dirty_context) < 0)) {
         cairn_nbd_set_error(error, CAIRN_NBD_ERROR_CONNECT, "cannot set up NBD for '%s'", path);
         return NULL;
     }

@@ -24,6 +24,8 @@ mark_snapshot(CairnRepo *repo, CairnSnapshot *s, GHashTable *live, GError **erro
     mark(live, &s->id);
     if (m->has_domain_xml)
         mark(live, &m->domain_xml);
+    if (m->has_checkpoint_xml)
+        mark(live, &m->checkpoint_xml);
     for (guint d = 0; d < m->disks->len; d++) {
         CairnManifestDisk *disk = m->disks->pdata[d];
         mark(live, &disk->index);

@@ -9,7 +9,7 @@
 
 static const char *const known_keys[] = {
     "version", "kind", "name", "uuid", "host", "time", "parent", "disks", "domain_xml",
-    "tags", "checkpoint", "consistency", "tool_version", NULL,
+    "tags", "checkpoint", "checkpoint_xml", "consistency", "tool_version", NULL,
 };
 
 static void
@@ -20,6 +20,7 @@ disk_free(CairnManifestDisk *d)
     g_free(d->target);
     g_free(d->format);
     g_free(d->source);
+    g_free(d->bitmap);
     g_free(d);
 }
 
@@ -101,6 +102,8 @@ cairn_manifest_to_json_value(const CairnManifest *m)
     json_object_set_new(o, "parent", m->has_parent ? id_json(&m->parent) : json_null());
     json_object_set_new(o, "domain_xml", m->has_domain_xml ? id_json(&m->domain_xml) : json_null());
     json_object_set_new(o, "checkpoint", nullable_string(m->checkpoint));
+    json_object_set_new(o, "checkpoint_xml",
+                        m->has_checkpoint_xml ? id_json(&m->checkpoint_xml) : json_null());
     json_object_set_new(o, "consistency", json_string(m->consistency));
     json_object_set_new(o, "tool_version", json_string(m->tool_version));
     json_t *tags = json_array();
@@ -111,8 +114,9 @@ cairn_manifest_to_json_value(const CairnManifest *m)
     for (guint i = 0; i < m->disks->len; i++) {
         const CairnManifestDisk *d = m->disks->pdata[i];
         json_array_append_new(disks,
-            json_pack("{s:s, s:o, s:o, s:I, s:o, s:I, s:I}", "target", d->target,
+            json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:I, s:I}", "target", d->target,
                       "format", nullable_string(d->format), "source", nullable_string(d->source),
+                      "bitmap", nullable_string(d->bitmap),
                       "virtual_size", (json_int_t) d->virtual_size, "index", id_json(&d->index),
                       "bytes_read", (json_int_t) d->bytes_read,
                       "bytes_new", (json_int_t) d->bytes_new));
@@ -198,6 +202,7 @@ parse_disks(CairnManifest *m, json_t *arr, GError **error)
         CairnManifestDisk *d = cairn_manifest_add_disk(m, target);
         if (!get_string(dj, "format", TRUE, &d->format, error) ||
             !get_string(dj, "source", TRUE, &d->source, error) ||
+            !get_string(dj, "bitmap", TRUE, &d->bitmap, error) ||
             !get_u64(dj, "virtual_size", &d->virtual_size, error) ||
             !get_id(dj, "index", NULL, &d->index, error))
             return FALSE;
@@ -245,6 +250,7 @@ cairn_manifest_from_json(const char *text, size_t len, GError **error)
         !get_id(o, "parent", &m->has_parent, &m->parent, error) ||
         !get_id(o, "domain_xml", &m->has_domain_xml, &m->domain_xml, error) ||
         !get_string(o, "checkpoint", TRUE, &m->checkpoint, error) ||
+        !get_id(o, "checkpoint_xml", &m->has_checkpoint_xml, &m->checkpoint_xml, error) ||
         !get_string(o, "consistency", FALSE, &m->consistency, error) ||
         !get_string(o, "tool_version", FALSE, &m->tool_version, error) ||
         !parse_disks(m, json_object_get(o, "disks"), error))

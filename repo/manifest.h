@@ -11,6 +11,7 @@ typedef struct {
     char *target;          /* "vda" */
     char *format;          /* source format: "qcow2", "raw" */
     char *source;          /* path the disk was read from (informational) */
+    char *bitmap;          /* persistent dirty bitmap marking this point, may be NULL */
     uint64_t virtual_size;
     CairnId index;
     uint64_t bytes_read;   /* statistics of the backup that wrote it */
@@ -30,6 +31,8 @@ typedef struct {
     CairnId domain_xml;    /* blob object */
     GPtrArray *tags;       /* char* */
     char *checkpoint;      /* libvirt checkpoint name, may be NULL */
+    gboolean has_checkpoint_xml;
+    CairnId checkpoint_xml; /* blob: the checkpoint's XML, to --redefine it */
     char *consistency;     /* "crash" or "application" */
     char *kind;            /* "image" or "domain" */
     char *tool_version;

@@ -107,13 +107,19 @@ cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
         char hex[CAIRN_ID_HEX_LEN + 1], xhex[CAIRN_ID_HEX_LEN + 1];
         cairn_id_to_hex(&s->id, hex);
         r->snapshots++;
-        if (m->has_domain_xml) {
+        const struct { gboolean has; const CairnId *id; const char *what; } blobs[] = {
+            { m->has_domain_xml, &m->domain_xml, "domain XML" },
+            { m->has_checkpoint_xml, &m->checkpoint_xml, "checkpoint XML" },
+        };
+        for (size_t b = 0; b < G_N_ELEMENTS(blobs); b++) {
+            if (!blobs[b].has)
+                continue;
             g_autoptr(GError) gerr = NULL;
-            g_autoptr(GBytes) xml = cairn_repo_get(repo, &m->domain_xml, NULL, &gerr);
+            g_autoptr(GBytes) blob = cairn_repo_get(repo, blobs[b].id, NULL, &gerr);
             r->objects_read++;
-            if (!xml)
-                g_ptr_array_add(r->problems, g_strdup_printf("snapshot %.16s (%s): domain XML "
-                                "%s: %s", hex, m->name, cairn_id_to_hex(&m->domain_xml, xhex),
+            if (!blob)
+                g_ptr_array_add(r->problems, g_strdup_printf("snapshot %.16s (%s): %s %s: %s",
+                                hex, m->name, blobs[b].what, cairn_id_to_hex(blobs[b].id, xhex),
                                 gerr->message));
         }
         for (guint d = 0; d < m->disks->len; d++) {
