@@ -18,6 +18,7 @@ typedef struct {
     GPtrArray *others;       /* char*: disks left out */
     json_t *skipped;         /* [{target, reason}] */
     CairnSnapshot *parent;   /* latest earlier snapshot of the domain, or NULL */
+    char *older_checkpoint;  /* the newest checkpoint an earlier snapshot recorded */
     CairnManifest *manifest; /* being built */
     char *reason;            /* why full */
     /* live */

@@ -114,10 +114,15 @@ find_parent(CairnJob *job, GError **error_unused)
     }
     for (guint i = list->len; i > 0; i--) {
         CairnSnapshot *s = list->pdata[i - 1];
-        if (!strcmp(s->manifest->kind, "domain")) {
+        if (strcmp(s->manifest->kind, "domain") != 0)
+            continue;
+        if (!job->older_checkpoint && s->manifest->checkpoint &&
+            !g_strcmp0(s->manifest->uuid, job->info->uuid))
+            job->older_checkpoint = g_strdup(s->manifest->checkpoint);
+        if (!job->parent)
             job->parent = g_ptr_array_steal_index(list, i - 1);
+        if (job->older_checkpoint)
             return;
-        }
     }
 }
 
@@ -174,6 +179,17 @@ choose_mode(CairnJob *job)
         return;
     }
     if (!p->checkpoint) {
+        /* taken offline: the bitmap of an earlier live snapshot's checkpoint
+         * also saw every write since, offline ones included */
+        if (job->older_checkpoint && cairn_checkpoint_exists(job->dom, job->older_checkpoint)) {
+            g_autofree char *change = geometry_change(job);
+            if (!change) {
+                cairn_job_note(job, "the last snapshot was taken offline: reading the changes "
+                               "since checkpoint %s of an earlier one", job->older_checkpoint);
+                job->base_checkpoint = g_strdup(job->older_checkpoint);
+                return;
+            }
+        }
         job->reason = g_strdup("the last snapshot has no libvirt checkpoint (taken offline)");
         return;
     }
@@ -435,6 +451,7 @@ job_clear(CairnJob *job)
     g_free(job->socket);
     g_free(job->checkpoint);
     g_free(job->base_checkpoint);
+    g_free(job->older_checkpoint);
     g_free(job->new_bitmap);
     g_free(job->reason);
     if (job->targets)
