@@ -315,7 +315,9 @@ begin_job(CairnJob *job, GError **error)
         g_autofree char *cxml = cairn_checkpoint_xml(job->checkpoint, job->targets, job->others);
         if (!freeze(job, error))
             return FALSE;
+        gint64 tb = g_get_monotonic_time();
         int rc = virDomainBackupBegin(job->dom, bxml, cxml, 0);
+        job->result->libvirt_seconds += (double) (g_get_monotonic_time() - tb) / 1e6;
         g_autoptr(GError) gerr = NULL;
         if (rc < 0)
             cairn_virt_set_error(&gerr, CAIRN_VIRT_ERROR_FAILED,
@@ -356,7 +358,10 @@ cairn_job_end(CairnJob *job)
 {
     if (!job->job_running)
         return;
-    if (virDomainAbortJob(job->dom) < 0) {
+    gint64 t0 = g_get_monotonic_time();
+    int rc = virDomainAbortJob(job->dom);
+    job->result->libvirt_seconds += (double) (g_get_monotonic_time() - t0) / 1e6;
+    if (rc < 0) {
         g_autoptr(GError) gerr = NULL;
         cairn_virt_set_error(&gerr, CAIRN_VIRT_ERROR_FAILED, "cannot end the backup job");
         cairn_job_note(job, "WARNING: %s; the next backup ends it", gerr->message);
@@ -547,8 +552,11 @@ cairn_backup_domain(CairnRepo *repo, const CairnBackupOptions *opts, CairnBackup
     json_object_set_new(m->extra, "offline", json_boolean(r->offline));
     if (!cairn_snapshot_publish(repo, m, &r->id, error))
         goto out;
-    if (!r->offline)
+    if (!r->offline) {
+        gint64 tp = g_get_monotonic_time();
         prune_checkpoints(&job);
+        r->libvirt_seconds += (double) (g_get_monotonic_time() - tp) / 1e6;
+    }
     else
         cairn_job_offline_cleanup(&job);
 

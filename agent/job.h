@@ -38,6 +38,7 @@ typedef struct {
     gboolean app_consistent;
     uint64_t virtual_size, bytes_read, bytes_new;
     double seconds;
+    double libvirt_seconds; /* of seconds: waiting for libvirt (job start/end, checkpoints) */
     GPtrArray *notes;    /* char*: one line each (self-healing, skipped disks) */
     json_t *disks;       /* per-disk summary array */
 } CairnBackupResult;
