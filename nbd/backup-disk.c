@@ -5,7 +5,8 @@
  *
  *   extents (block status, <= 1 GiB windows)
  *     -> classify each chunk: hole | reused from the parent | read
- *     -> nbd_aio_pread into a free buffer (several in flight on one connection)
+ *     -> nbd_aio_pread into a free buffer, in <= 512 KiB parts, several
+ *        in flight on one connection (more connections were not faster)
  *     -> completion callback hands the buffer to a GThreadPool worker
  *     -> worker: zero check, hash, compress+store, index->ids[i] = id
  *     -> the buffer comes back through an async queue + eventfd
@@ -29,7 +30,12 @@
 
 #define WINDOW_MAX (1u << 30)           /* libnbd 1.14: 32-bit block status */
 #define BUFFER_BUDGET (32u << 20)       /* chunk buffers, all together */
-#define READS_IN_FLIGHT_MAX 16          /* qemu's NBD server serves 16 at once */
+#define MEMORY_BUDGET (40u << 20)       /* buffers + what workers hold (see nbd.h) */
+/* qemu's NBD server allocates a fresh buffer per request: from 1 MiB on
+ * that is a new mmap and page faults every time, and 1 MiB reads measured
+ * 5x slower than 512 KiB ones here; so chunks are read in parts */
+#define READ_REQUEST_MAX (512u << 10)
+#define READS_IN_FLIGHT_MAX 16          /* requests; qemu serves 16 at once */
 #define PROGRESS_INTERVAL_US (100 * 1000)
 
 enum {
@@ -44,7 +50,8 @@ typedef struct {
     uint8_t *data;
     uint64_t chunk;
     uint32_t len;
-    gboolean reading; /* an NBD read into it is in flight */
+    guint pending;    /* NBD reads into it in flight */
+    int read_errno;   /* the first failed part's errno */
     /* the worker's results, read by the calling thread after the return */
     gboolean zero;
     uint64_t new_bytes;
@@ -69,7 +76,7 @@ struct Backup {
     Buffer *bufs;
     guint nbufs;
     GPtrArray *free_bufs; /* calling thread only */
-    guint in_flight;      /* NBD reads */
+    guint in_flight;      /* NBD read requests */
     GAsyncQueue *returned;
     int wake_fd;
     GThreadPool *pool;
@@ -157,8 +164,8 @@ classify_window(Backup *b, GError **error)
                              (nbd_extent_callback) { .callback = extent_cb, .user_data = &x },
                              0) < 0) {
             cairn_nbd_set_error(error, CAIRN_NBD_ERROR_IO,
-                                "cannot get the allocation map of '%s' at offset %" G_GUINT64_FORMAT,
-                                b->name, off);
+                                "cannot get the allocation map of '%s' at offset "
+                                "%" G_GUINT64_FORMAT, b->name, off);
             return FALSE;
         }
         uint64_t reached = MIN(x.alloc_end, x.dirty_end);
@@ -251,20 +258,24 @@ read_done(void *user_data, int *error)
 {
     Buffer *buf = user_data;
     Backup *b = buf->b;
-    buf->reading = FALSE;
+    buf->pending--;
     b->in_flight--;
-    if (*error || b->error) {
-        if (*error && !b->error)
+    if (*error && !buf->read_errno)
+        buf->read_errno = *error;
+    if (buf->pending > 0)
+        return 1; /* retire the command; the other parts are still coming */
+    if (buf->read_errno || b->error) {
+        if (buf->read_errno && !b->error)
             fail(b, g_error_new(CAIRN_NBD_ERROR, CAIRN_NBD_ERROR_IO,
                                 "cannot read '%s' at offset %" G_GUINT64_FORMAT ": %s", b->name,
-                                buf->chunk * b->chunk_size, g_strerror(*error)));
+                                buf->chunk * b->chunk_size, g_strerror(buf->read_errno)));
         g_ptr_array_add(b->free_bufs, buf);
         return 1;
     }
     b->stats.chunks_read++;
     b->stats.bytes_read += buf->len;
     g_thread_pool_push(b->pool, buf, NULL);
-    return 1; /* retire the command */
+    return 1;
 }
 
 static void
@@ -306,19 +317,25 @@ dispatch(Backup *b)
         buf->len = cairn_index_chunk_len(b->index, i);
         buf->zero = FALSE;
         buf->new_bytes = 0;
+        buf->read_errno = 0;
         uint64_t offset = i * b->chunk_size;
-        if (nbd_aio_pread(b->h, buf->data, buf->len, offset,
-                          (nbd_completion_callback) { .callback = read_done, .user_data = buf },
-                          0) < 0) {
-            g_ptr_array_add(b->free_bufs, buf);
-            GError *e = NULL;
-            cairn_nbd_set_error(&e, CAIRN_NBD_ERROR_IO,
-                                "cannot read '%s' at offset %" G_GUINT64_FORMAT, b->name, offset);
-            fail(b, e);
-            return;
+        for (uint32_t part = 0; part < buf->len; part += READ_REQUEST_MAX) {
+            uint32_t n = MIN(READ_REQUEST_MAX, buf->len - part);
+            if (nbd_aio_pread(b->h, buf->data + part, n, offset + part,
+                              (nbd_completion_callback) { .callback = read_done, .user_data = buf },
+                              0) < 0) {
+                GError *e = NULL;
+                cairn_nbd_set_error(&e, CAIRN_NBD_ERROR_IO,
+                                    "cannot read '%s' at offset %" G_GUINT64_FORMAT, b->name,
+                                    offset + part);
+                fail(b, e);
+                if (buf->pending == 0) /* else the last part's read_done frees it */
+                    g_ptr_array_add(b->free_bufs, buf);
+                return;
+            }
+            buf->pending++;
+            b->in_flight++;
         }
-        buf->reading = TRUE;
-        b->in_flight++;
     }
 }
 
@@ -329,8 +346,8 @@ static void
 reclaim_reads(Backup *b)
 {
     for (guint i = 0; i < b->nbufs; i++)
-        if (b->bufs[i].reading) {
-            b->bufs[i].reading = FALSE;
+        if (b->bufs[i].pending > 0) {
+            b->bufs[i].pending = 0;
             g_ptr_array_add(b->free_bufs, &b->bufs[i]);
         }
     b->in_flight = 0;
@@ -374,7 +391,7 @@ wait_for_event(Backup *b)
         uint64_t v;
         if (read(b->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR) {
             GError *e = NULL;
-            cairn_set_errno(&e, errno, "cannot wait for workers reading", b->name);
+            cairn_set_errno(&e, errno, "cannot wait for the workers backing up", b->name);
             fail(b, e);
         }
     }
@@ -404,17 +421,16 @@ report_progress(Backup *b, CairnProgressFunc progress, gpointer data, gint64 *la
     progress(b->done_bytes, b->index->virtual_size, data);
 }
 
-/* buffers and workers within the budget: at least two buffers so a read
- * overlaps the hashing of another; 2 * workers + 2 buffers when the budget
- * allows, else fewer workers rather than more memory (16 MiB chunks: two
- * buffers, one worker) */
-static void
-size_pipeline(uint32_t chunk_size, guint *ret_bufs, guint *ret_workers)
+void
+cairn_pipeline_size(uint32_t chunk_size, guint *ret_buffers, guint *ret_workers)
 {
-    guint nbufs = MAX(2u, BUFFER_BUDGET / chunk_size);
-    guint workers = MAX(1u, (nbufs - 2) / 2);
-    workers = MIN(workers, (guint) MAX(1, g_get_num_processors()));
-    *ret_bufs = nbufs;
+    guint units = MAX(1u, MEMORY_BUDGET / chunk_size); /* chunk-sized pieces of memory */
+    guint workers = (guint) MAX(1, g_get_num_processors());
+    /* each worker: two units of its own, and two buffers to keep it busy */
+    while (workers > 1 && 4 * workers + 2 > units)
+        workers--;
+    guint buffers = MIN(BUFFER_BUDGET / chunk_size, units > 2 * workers ? units - 2 * workers : 0);
+    *ret_buffers = MAX(1u, buffers);
     *ret_workers = workers;
 }
 
@@ -473,7 +489,7 @@ cairn_nbd_backup_disk(CairnRepo *repo, CairnNbdSource *src, const CairnIndex *pa
     b.win_flags = g_malloc(WINDOW_MAX / chunk_size);
 
     guint workers;
-    size_pipeline(chunk_size, &b.nbufs, &workers);
+    cairn_pipeline_size(chunk_size, &b.nbufs, &workers);
     b.bufs = g_new0(Buffer, b.nbufs);
     b.free_bufs = g_ptr_array_sized_new(b.nbufs);
     for (guint i = 0; i < b.nbufs; i++) {

@@ -138,9 +138,10 @@ cairn_nbd_source_open_image_bitmap(const char *path, const char *format, const c
     src->format = g_strdup(format ? format : probed);
     g_autofree char *fmt_arg = g_strconcat("--format=", src->format, NULL);
     g_autofree char *file_arg = cairn_image_path_arg(path);
-    /* read-only, several clients allowed, host page cache (writeback):
-     * O_DIRECT (--cache=none) fails on tmpfs and was not faster here */
     g_autofree char *bitmap_arg = bitmap ? g_strconcat("--bitmap=", bitmap, NULL) : NULL;
+    /* read-only, several clients allowed, host page cache (writeback):
+     * O_DIRECT (--cache=none) is not supported by every filesystem and
+     * measured no faster here */
     char *argv[] = { (char *) CAIRN_QEMU_NBD, (char *) "--read-only", (char *) SOURCE_SHARED,
                      fmt_arg, (char *) "--cache=writeback", (char *) "--aio=threads",
                      bitmap_arg ? bitmap_arg : file_arg, bitmap_arg ? file_arg : NULL, NULL };
