@@ -19,8 +19,8 @@ cairn_parse_size(const char *text, uint64_t *ret_bytes, GError **error)
 {
     char *end = NULL;
     errno = 0;
-    guint64 n = g_ascii_strtoull(text, &end, 10);
-    if (errno || end == text) {
+    guint64 n = g_ascii_isdigit(text[0]) ? g_ascii_strtoull(text, &end, 10) : 0;
+    if (!g_ascii_isdigit(text[0]) || errno || end == text) {
         g_set_error(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE,
                     "invalid size '%s': expected a number with an optional unit (K, M, G, T)", text);
         return FALSE;
@@ -38,9 +38,11 @@ cairn_parse_size(const char *text, uint64_t *ret_bytes, GError **error)
                     "invalid size '%s': unknown unit '%s' (use K, M, G or T)", text, end);
         return FALSE;
     }
-    if (*end && *end != 'B' && *end != 'b') {
+    if (*end) {
         const char *rest = end + 1;
-        if (*rest && g_ascii_strcasecmp(rest, "iB") != 0 && g_ascii_strcasecmp(rest, "B") != 0) {
+        gboolean bytes_unit = *end == 'B' || *end == 'b';
+        if (*rest && (bytes_unit || (g_ascii_strcasecmp(rest, "iB") != 0 &&
+                                     g_ascii_strcasecmp(rest, "B") != 0))) {
             g_set_error(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE,
                         "invalid size '%s': unknown unit '%s' (use K, M, G or T)", text, end);
             return FALSE;
@@ -59,7 +61,7 @@ cairn_parse_duration(const char *text, int64_t *ret_seconds, GError **error)
 {
     char *end = NULL;
     errno = 0;
-    gint64 n = g_ascii_strtoll(text, &end, 10);
+    gint64 n = g_ascii_isdigit(text[0]) ? g_ascii_strtoll(text, &end, 10) : -1;
     if (errno || end == text || n < 0) {
         g_set_error(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE,
                     "invalid duration '%s': expected e.g. 30s, 15m, 1h, 7d", text);
@@ -74,6 +76,11 @@ cairn_parse_duration(const char *text, int64_t *ret_seconds, GError **error)
     else {
         g_set_error(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE,
                     "invalid duration '%s': unknown unit '%s' (use s, m, h, d or w)", text, end);
+        return FALSE;
+    }
+    if (n > INT64_MAX / mult) {
+        g_set_error(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE,
+                    "duration '%s' is too large", text);
         return FALSE;
     }
     *ret_seconds = n * mult;
@@ -91,6 +98,12 @@ gboolean
 cairn_parse_time_frac(const char *text, int64_t *ret_unix, int32_t *ret_usec, GError **error)
 {
     int32_t usec = 0;
+    /* only digits and the separators: sscanf would take signs and spaces */
+    for (const char *c = text; *c; c++)
+        if (!g_ascii_isdigit(*c) && !strchr("-T :.Zz", *c))
+            goto bad;
+    if (strstr(text, "--") || strstr(text, ":-") || strstr(text, "T-") || strstr(text, " -"))
+        goto bad;
     int y = 0, mo = 0, d = 0, h = 0, mi = 0, s = 0, n = 0;
     size_t len = strlen(text);
     gboolean utc = len > 0 && (text[len - 1] == 'Z' || text[len - 1] == 'z');
@@ -117,8 +130,12 @@ cairn_parse_time_frac(const char *text, int64_t *ret_unix, int32_t *ret_usec, GE
     if (mo < 1 || mo > 12 || d < 1 || d > 31 || h > 23 || mi > 59 || s > 60) goto bad;
     struct tm tm = { .tm_year = y - 1900, .tm_mon = mo - 1, .tm_mday = d,
                      .tm_hour = h, .tm_min = mi, .tm_sec = s, .tm_isdst = -1 };
+    struct tm want = tm;
     time_t t = utc ? timegm(&tm) : mktime(&tm);
     if (t == (time_t) -1) goto bad;
+    /* normalisation moved a field: no such date (2026-02-31) */
+    if (tm.tm_mday != want.tm_mday || tm.tm_mon != want.tm_mon || tm.tm_year != want.tm_year)
+        goto bad;
     *ret_unix = t;
     *ret_usec = usec;
     return TRUE;

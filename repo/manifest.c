@@ -21,6 +21,8 @@ disk_free(CairnManifestDisk *d)
     g_free(d->format);
     g_free(d->source);
     g_free(d->bitmap);
+    if (d->extra)
+        json_decref(d->extra);
     g_free(d);
 }
 
@@ -113,13 +115,20 @@ cairn_manifest_to_json_value(const CairnManifest *m)
     json_t *disks = json_array();
     for (guint i = 0; i < m->disks->len; i++) {
         const CairnManifestDisk *d = m->disks->pdata[i];
-        json_array_append_new(disks,
-            json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:I, s:I}", "target", d->target,
+        json_t *dj = json_pack("{s:s, s:o, s:o, s:o, s:I, s:o, s:I, s:I}", "target", d->target,
                       "format", nullable_string(d->format), "source", nullable_string(d->source),
                       "bitmap", nullable_string(d->bitmap),
                       "virtual_size", (json_int_t) d->virtual_size, "index", id_json(&d->index),
                       "bytes_read", (json_int_t) d->bytes_read,
-                      "bytes_new", (json_int_t) d->bytes_new));
+                      "bytes_new", (json_int_t) d->bytes_new);
+        if (d->extra) {
+            const char *k;
+            json_t *v;
+            json_object_foreach(d->extra, k, v)
+                if (!json_object_get(dj, k))
+                    json_object_set(dj, k, v);
+        }
+        json_array_append_new(disks, dj);
     }
     json_object_set_new(o, "disks", disks);
     return o;
@@ -206,7 +215,17 @@ parse_disks(CairnManifest *m, json_t *arr, GError **error)
             !get_u64(dj, "virtual_size", &d->virtual_size, error) ||
             !get_id(dj, "index", NULL, &d->index, error))
             return FALSE;
+        static const char *const disk_keys[] = { "target", "format", "source", "bitmap",
+            "virtual_size", "index", "bytes_read", "bytes_new", NULL };
+        const char *k;
         json_t *v;
+        json_object_foreach(dj, k, v) {
+            if (g_strv_contains(disk_keys, k))
+                continue;
+            if (!d->extra)
+                d->extra = json_object();
+            json_object_set(d->extra, k, v);
+        }
         if ((v = json_object_get(dj, "bytes_read")) && json_is_integer(v))
             d->bytes_read = (uint64_t) json_integer_value(v);
         if ((v = json_object_get(dj, "bytes_new")) && json_is_integer(v))

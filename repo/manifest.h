@@ -16,6 +16,7 @@ typedef struct {
     CairnId index;
     uint64_t bytes_read;   /* statistics of the backup that wrote it */
     uint64_t bytes_new;
+    json_t *extra;         /* keys this version does not know, kept as is */
 } CairnManifestDisk;
 
 typedef struct {

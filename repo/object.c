@@ -211,6 +211,9 @@ cairn_object_decode(const CairnObjectCodec *codec, const CairnId *id, const void
     g_autoptr(GBytes) plain = NULL;
     if (enc == ENC_AES256GCM) {
         if (!codec->keys) {
+            /* a damaged flag of a plain object must read as damage, not as "need a key" */
+            if (!check_trailer(id, s, stored_len, error))
+                return NULL;
             char hex[CAIRN_ID_HEX_LEN + 1];
             g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY,
                         "object %s is encrypted: a key is needed", cairn_id_to_hex(id, hex));

@@ -23,6 +23,12 @@ struct CairnRepo {
     gboolean encrypted;
     CairnKeys keys;
     CairnObjectCodec codec;
+    char *config_text;      /* as stored: copied to new push targets */
+    /* remote backends: which objects exist, from one listing instead of a
+     * request per object (filled on first use, then kept up to date) */
+    gboolean use_known;
+    GMutex known_lock;
+    GHashTable *known;      /* char* object keys */
 };
 
 char *
@@ -210,6 +216,7 @@ cairn_repo_open_backend(CairnBackend *b, const char *key_file, GError **error)
 {
     g_autoptr(CairnRepo) repo = g_new0(CairnRepo, 1);
     repo->backend = b;
+    g_mutex_init(&repo->known_lock);
     const char *loc = b->location;
     g_autoptr(GError) gerr = NULL;
     g_autoptr(GBytes) cfgb = cairn_backend_get(b, CONFIG_KEY, &gerr);
@@ -250,6 +257,8 @@ cairn_repo_open_backend(CairnBackend *b, const char *key_file, GError **error)
     }
     repo->chunk_size = (uint32_t) cs;
     repo->uuid = g_strdup(json_string_value(json_object_get(cfg, "uuid")));
+    repo->config_text = g_strndup(text, len);
+    repo->use_known = strcmp(b->ops->kind, "local") != 0 && strcmp(b->ops->kind, "memory") != 0;
     json_t *comp = json_object_get(cfg, "compression");
     repo->codec.compression_level = comp ? (int) json_integer_value(json_object_get(comp, "level"))
                                          : DEFAULT_ZSTD_LEVEL;
@@ -285,6 +294,10 @@ cairn_repo_free(CairnRepo *repo)
     cairn_backend_free(repo->backend);
     OPENSSL_cleanse(&repo->keys, sizeof repo->keys);
     g_free(repo->uuid);
+    g_free(repo->config_text);
+    if (repo->known)
+        g_hash_table_unref(repo->known);
+    g_mutex_clear(&repo->known_lock);
     g_free(repo);
 }
 
@@ -303,11 +316,56 @@ cairn_repo_hash(CairnRepo *repo, const void *data, size_t len, CairnId *ret_id)
         cairn_sha256(data, len, ret_id->b);
 }
 
+/* exists, from the listing cache on remote backends */
+static gboolean
+object_exists(CairnRepo *repo, const char *key, gboolean *ret_exists, GError **error)
+{
+    if (!repo->use_known)
+        return cairn_backend_exists(repo->backend, key, ret_exists, error);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&repo->known_lock);
+    if (!repo->known) {
+        g_autoptr(GPtrArray) entries = cairn_backend_list(repo->backend, "objects/", error);
+        if (!entries)
+            return FALSE;
+        repo->known = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (guint i = 0; i < entries->len; i++) {
+            CairnBackendEntry *e = entries->pdata[i];
+            g_hash_table_add(repo->known, g_steal_pointer(&e->key));
+        }
+    }
+    *ret_exists = g_hash_table_contains(repo->known, key);
+    return TRUE;
+}
+
+static void
+object_known(CairnRepo *repo, const char *key)
+{
+    if (!repo->use_known)
+        return;
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&repo->known_lock);
+    if (repo->known && !g_hash_table_contains(repo->known, key))
+        g_hash_table_add(repo->known, g_strdup(key));
+}
+
 gboolean
 cairn_repo_has(CairnRepo *repo, const CairnId *id, gboolean *ret_exists, GError **error)
 {
     g_autofree char *key = cairn_object_key(id);
-    return cairn_backend_exists(repo->backend, key, ret_exists, error);
+    return object_exists(repo, key, ret_exists, error);
+}
+
+const char *
+cairn_repo_config_text(CairnRepo *repo)
+{
+    return repo->config_text;
+}
+
+gboolean
+cairn_repo_verify_stored(CairnRepo *repo, const CairnId *id, const void *stored, size_t len,
+                         GError **error)
+{
+    g_autoptr(GBytes) plain = cairn_object_decode(&repo->codec, id, stored, len, NULL, error);
+    return plain != NULL;
 }
 
 gboolean
@@ -318,7 +376,7 @@ cairn_repo_put_with_id(CairnRepo *repo, CairnObjectType type, const CairnId *id,
     gboolean exists = FALSE;
     if (ret_new_bytes)
         *ret_new_bytes = 0;
-    if (!cairn_backend_exists(repo->backend, key, &exists, error))
+    if (!object_exists(repo, key, &exists, error))
         return FALSE;
     if (exists)
         return TRUE;
@@ -333,6 +391,7 @@ cairn_repo_put_with_id(CairnRepo *repo, CairnObjectType type, const CairnId *id,
         return FALSE;
     if (created && ret_new_bytes)
         *ret_new_bytes = slen;
+    object_known(repo, key);
     return TRUE;
 }
 

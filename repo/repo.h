@@ -111,5 +111,11 @@ gboolean cairn_repo_has(CairnRepo *repo, const CairnId *id, gboolean *ret_exists
  * MISSING when absent. ret_type optional. */
 GBytes *cairn_repo_get(CairnRepo *repo, const CairnId *id, CairnObjectType *ret_type,
                        GError **error);
+/* Fully decode and re-hash an object's stored bytes (with the key when
+ * encrypted): what a receiving side checks before accepting an object. */
+gboolean cairn_repo_verify_stored(CairnRepo *repo, const CairnId *id, const void *stored,
+                                  size_t len, GError **error);
+/* The config as stored (JSON text). */
+const char *cairn_repo_config_text(CairnRepo *repo);
 /* Make every object written so far durable (call before publishing a ref). */
 gboolean cairn_repo_flush(CairnRepo *repo, GError **error);

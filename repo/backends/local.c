@@ -1,10 +1,15 @@
 /* local.c - a repository in a local directory (the embedded default).
  *
  * Each key is a file under the root. A put writes a temp file (".tmp-*")
- * in the target directory, fsyncs it, then link()s it into place
+ * in the target directory, makes it durable, then link()s it into place
  * (put-if-absent: EEXIST means someone else stored it) or rename()s it
- * (replace). Directory fsyncs are batched: flush() syncs every directory
- * that received a name since the last flush. */
+ * (replace). Objects ("objects/...", put-if-absent) are batched like git's
+ * batch fsync mode: their temp files are written without an fsync each,
+ * then one syncfs() makes a whole batch durable before any of them gets its
+ * name — an object is never visible before it is whole and durable. Pending
+ * objects answer exists() and get() already. Directory fsyncs are batched
+ * too: flush() commits the pending batch and syncs every directory that
+ * received a name since the last flush. */
 #include "config.h"
 
 #include <dirent.h>
@@ -18,12 +23,31 @@
 #include "common/util.h"
 #include "repo/backends/backend.h"
 
+#define BATCH_OBJECTS 512
+#define BATCH_BYTES (256u << 20)
+
+typedef struct {
+    char *tmp;
+    char *path;
+} Pending;
+
 typedef struct {
     CairnBackend base;
     char *root;
+    int root_fd;
     GMutex lock;
     GHashTable *dirty_dirs; /* char* set */
+    GHashTable *pending;    /* key -> Pending*: written, not yet durable and named */
+    uint64_t pending_bytes;
 } CairnLocalBackend;
+
+static void
+pending_free(Pending *p)
+{
+    g_free(p->tmp);
+    g_free(p->path);
+    g_free(p);
+}
 
 static CairnLocalBackend *
 as_local(CairnBackend *b)
@@ -63,10 +87,22 @@ key_path(CairnLocalBackend *l, const char *key)
     return g_build_filename(l->root, key, NULL);
 }
 
+static gboolean
+is_pending(CairnLocalBackend *l, const char *key, char **ret_tmp)
+{
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&l->lock);
+    Pending *p = g_hash_table_lookup(l->pending, key);
+    if (p && ret_tmp)
+        *ret_tmp = g_strdup(p->tmp);
+    return p != NULL;
+}
+
 static GBytes *
 local_get(CairnBackend *b, const char *key, GError **error)
 {
-    g_autofree char *path = key_path(as_local(b), key);
+    g_autofree char *path = NULL;
+    if (!is_pending(as_local(b), key, &path))
+        path = key_path(as_local(b), key);
     cairn_autofd fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
         set_error_errno(error, errno, "cannot open", path);
@@ -103,11 +139,42 @@ mark_dirty(CairnLocalBackend *l, const char *dir)
     g_mutex_unlock(&l->lock);
 }
 
+/* Make every pending object durable (one syncfs), then name it. Lock held. */
+static gboolean
+commit_pending_locked(CairnLocalBackend *l, GError **error)
+{
+    if (g_hash_table_size(l->pending) == 0)
+        return TRUE;
+    if (syncfs(l->root_fd) < 0) {
+        set_error_errno(error, errno, "cannot sync the filesystem of", l->root);
+        return FALSE;
+    }
+    GHashTableIter it;
+    gpointer key, val;
+    gboolean ok = TRUE;
+    g_hash_table_iter_init(&it, l->pending);
+    while (g_hash_table_iter_next(&it, &key, &val)) {
+        Pending *p = val;
+        if (ok && link(p->tmp, p->path) < 0 && errno != EEXIST) {
+            set_error_errno(error, errno, "cannot store", p->path);
+            ok = FALSE;
+        }
+        unlink(p->tmp);
+        g_autofree char *dir = g_path_get_dirname(p->path);
+        if (!g_hash_table_contains(l->dirty_dirs, dir))
+            g_hash_table_add(l->dirty_dirs, g_steal_pointer(&dir));
+    }
+    g_hash_table_remove_all(l->pending);
+    l->pending_bytes = 0;
+    return ok;
+}
+
 static gboolean
 local_put(CairnBackend *b, const char *key, const void *data, size_t len, CairnPutMode mode,
           gboolean *ret_created, GError **error)
 {
     CairnLocalBackend *l = as_local(b);
+    gboolean batch = mode == CAIRN_PUT_IF_ABSENT && g_str_has_prefix(key, "objects/");
     g_autofree char *path = key_path(l, key);
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *rnd = cairn_random_hex(8);
@@ -141,7 +208,7 @@ local_put(CairnBackend *b, const char *key, const void *data, size_t len, CairnP
         p += n;
         left -= (size_t) n;
     }
-    if (fdatasync(fd) < 0) {
+    if (!batch && fdatasync(fd) < 0) {
         set_error_errno(error, errno, "cannot fsync", tmp);
         unlink(tmp);
         return FALSE;
@@ -150,6 +217,24 @@ local_put(CairnBackend *b, const char *key, const void *data, size_t len, CairnP
         set_error_errno(error, errno, "cannot close", tmp);
         unlink(tmp);
         return FALSE;
+    }
+    if (batch) {
+        g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&l->lock);
+        struct stat st;
+        if (g_hash_table_contains(l->pending, key) || stat(path, &st) == 0) {
+            unlink(tmp);
+            *ret_created = FALSE;
+            return TRUE;
+        }
+        Pending *pend = g_new0(Pending, 1);
+        pend->tmp = g_steal_pointer(&tmp);
+        pend->path = g_steal_pointer(&path);
+        g_hash_table_insert(l->pending, g_strdup(key), pend);
+        l->pending_bytes += len;
+        *ret_created = TRUE;
+        if (g_hash_table_size(l->pending) >= BATCH_OBJECTS || l->pending_bytes >= BATCH_BYTES)
+            return commit_pending_locked(l, error);
+        return TRUE;
     }
     if (mode == CAIRN_PUT_IF_ABSENT) {
         if (link(tmp, path) < 0) {
@@ -176,6 +261,10 @@ local_put(CairnBackend *b, const char *key, const void *data, size_t len, CairnP
 static gboolean
 local_exists(CairnBackend *b, const char *key, gboolean *ret_exists, GError **error)
 {
+    if (is_pending(as_local(b), key, NULL)) {
+        *ret_exists = TRUE;
+        return TRUE;
+    }
     g_autofree char *path = key_path(as_local(b), key);
     struct stat st;
     if (stat(path, &st) == 0) {
@@ -274,6 +363,10 @@ local_flush(CairnBackend *b, GError **error)
 {
     CairnLocalBackend *l = as_local(b);
     g_mutex_lock(&l->lock);
+    if (!commit_pending_locked(l, error)) {
+        g_mutex_unlock(&l->lock);
+        return FALSE;
+    }
     GHashTable *dirs = l->dirty_dirs;
     l->dirty_dirs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_mutex_unlock(&l->lock);
@@ -319,7 +412,16 @@ static void
 local_free(CairnBackend *b)
 {
     CairnLocalBackend *l = as_local(b);
+    /* never flushed (an error path): the batch is dropped, temps removed */
+    GHashTableIter it;
+    gpointer val;
+    g_hash_table_iter_init(&it, l->pending);
+    while (g_hash_table_iter_next(&it, NULL, &val))
+        unlink(((Pending *) val)->tmp);
+    g_hash_table_unref(l->pending);
     g_hash_table_unref(l->dirty_dirs);
+    if (l->root_fd >= 0)
+        close(l->root_fd);
     g_mutex_clear(&l->lock);
     g_free(l->root);
     g_free(b->location);
@@ -366,5 +468,8 @@ cairn_backend_local_new(const char *path, gboolean create, GError **error)
     l->root = g_canonicalize_filename(path, NULL);
     g_mutex_init(&l->lock);
     l->dirty_dirs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    l->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) pending_free);
+    l->root_fd = open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     return &l->base;
 }

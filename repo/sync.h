@@ -1,0 +1,42 @@
+/* sync.h - git-like push and pull (DESIGN.md invariant 6).
+ *
+ * Copies the closure of each snapshot (manifest, domain and checkpoint XML
+ * blobs, disk indexes, chunks) minus the objects the target already has,
+ * verifying every object before it is written, then publishes the
+ * snapshot's ref on the target last. What the target has is learned from one
+ * listing, not a request per object. An interrupted sync leaves only
+ * unreferenced objects; the next run skips whatever arrived whole. */
+#pragma once
+
+#include "repo/snapshot.h"
+
+typedef struct {
+    guint parallel;     /* objects in flight (default 8) */
+    uint64_t bwlimit;   /* bytes per second, 0 = unlimited */
+    gboolean dry_run;
+    void (*progress)(uint64_t done_bytes, uint64_t total_bytes, gpointer data);
+    gpointer progress_data;
+} CairnSyncOptions;
+
+typedef struct {
+    guint snapshots_sent;
+    guint snapshots_present;  /* already on the target */
+    guint64 objects_sent;
+    guint64 objects_present;  /* skipped: the target has them */
+    guint64 bytes_sent;       /* stored bytes written to the target */
+    guint64 objects_rejected; /* failed verification: named in problems */
+    GPtrArray *problems;      /* char* */
+    double seconds;
+} CairnSyncStats;
+
+void cairn_sync_stats_clear(CairnSyncStats *st);
+
+/* Make 'target' a repository compatible with 'src' (same chunk size and
+ * encryption identity): an empty target receives src's config; a different
+ * one is refused with an explanation. */
+gboolean cairn_sync_prepare_target(CairnRepo *src, CairnBackend *target, GError **error);
+
+/* Copy the given snapshots (CairnSnapshot* of src) to target. Returns FALSE
+ * when anything failed (including rejected objects, after copying the rest). */
+gboolean cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
+                    const CairnSyncOptions *opts, CairnSyncStats *ret_stats, GError **error);
