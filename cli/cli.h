@@ -27,6 +27,8 @@ int cairn_cli_failf(CairnCli *cli, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* Parse a command's options; prints the error/usage itself. */
 gboolean cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv);
 CairnRepo *cairn_cli_open_repo(CairnCli *cli, GError **error);
+/* a configured remote (name) or URL, opened as a repository */
+CairnRepo *cairn_cli_open_remote_repo(CairnCli *cli, const char *remote, GError **error);
 /* Print a JSON value on stdout, followed by a newline. */
 void cairn_cli_print_json(json_t *value);
 /* "1a2b3c4d5e6f" short id */
@@ -52,3 +54,6 @@ int cairn_cmd_prune(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_gc(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_cat(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_push(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_pull(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_remote(CairnCli *cli, int argc, char **argv);

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "policies/remote.h"
 
 int
 cairn_cli_fail(CairnCli *cli, GError *error)
@@ -46,7 +47,22 @@ cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv)
 CairnRepo *
 cairn_cli_open_repo(CairnCli *cli, GError **error)
 {
+    /* --repo NAME of a configured remote works like its URL */
+    if (cairn_remote_is_name(cli->repo_location))
+        return cairn_cli_open_remote_repo(cli, cli->repo_location, error);
     return cairn_repo_open(cli->repo_location, cli->key_file, error);
+}
+
+CairnRepo *
+cairn_cli_open_remote_repo(CairnCli *cli, const char *remote, GError **error)
+{
+    g_autoptr(CairnRemote) r = cairn_remote_lookup(remote, error);
+    if (!r)
+        return NULL;
+    CairnBackend *b = cairn_remote_open_backend(r, FALSE, error);
+    if (!b)
+        return NULL;
+    return cairn_repo_open_backend(b, cli->key_file, error);
 }
 
 void

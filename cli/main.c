@@ -19,6 +19,9 @@ static const struct {
     { "verify", cairn_cmd_verify, "check snapshots (--read-data: every byte)" },
     { "prune", cairn_cmd_prune, "forget snapshots by retention rules" },
     { "gc", cairn_cmd_gc, "delete objects no snapshot references" },
+    { "push", cairn_cmd_push, "copy snapshots to a remote repository" },
+    { "pull", cairn_cmd_pull, "copy snapshots from a remote repository" },
+    { "remote", cairn_cmd_remote, "add, list, show and test remotes" },
     { "cat", cairn_cmd_cat, "print an object's decoded content" },
     { "restore-disk", cairn_cmd_restore_disk, "write one disk of a snapshot to a file" },
 };

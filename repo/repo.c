@@ -82,9 +82,8 @@ hex_of(const uint8_t *b, size_t n)
 }
 
 gboolean
-cairn_repo_init_backend(CairnBackend *b, const CairnRepoInitOptions *opts, GError **error)
+cairn_repo_init_backend(CairnBackend *backend, const CairnRepoInitOptions *opts, GError **error)
 {
-    g_autoptr(CairnBackend) backend = b;
     uint32_t cs = opts && opts->chunk_size ? opts->chunk_size : CAIRN_CHUNK_SIZE_DEFAULT;
     if (!valid_chunk_size(cs)) {
         g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_INVALID,
@@ -147,7 +146,7 @@ cairn_repo_init_backend(CairnBackend *b, const CairnRepoInitOptions *opts, GErro
 gboolean
 cairn_repo_init(const char *location, const CairnRepoInitOptions *opts, GError **error)
 {
-    CairnBackend *b = cairn_backend_open(location, TRUE, error);
+    g_autoptr(CairnBackend) b = cairn_backend_open(location, TRUE, error);
     return b && cairn_repo_init_backend(b, opts, error);
 }
 

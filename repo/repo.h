@@ -83,7 +83,7 @@ typedef struct {
 gboolean cairn_repo_init(const char *location, const CairnRepoInitOptions *opts, GError **error);
 /* Open an existing repository; key_file is needed when encrypted. */
 CairnRepo *cairn_repo_open(const char *location, const char *key_file, GError **error);
-/* Same over an already opened backend (takes ownership), e.g. in-memory in tests. */
+/* Same over an already opened backend: init borrows it, open takes it over. */
 gboolean cairn_repo_init_backend(CairnBackend *b, const CairnRepoInitOptions *opts, GError **error);
 CairnRepo *cairn_repo_open_backend(CairnBackend *b, const char *key_file, GError **error);
 void cairn_repo_free(CairnRepo *repo);

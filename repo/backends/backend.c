@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "repo/backends/backend.h"
+#include "repo/backends/s3.h"
 
 G_DEFINE_QUARK(cairn-backend-error-quark, cairn_backend_error)
 
@@ -21,11 +22,19 @@ cairn_backend_open(const char *location, gboolean create, GError **error)
 {
     if (g_str_has_prefix(location, "file://"))
         return cairn_backend_local_new(location + strlen("file://"), create, error);
+    if (g_str_has_prefix(location, "s3://")) {
+        CairnS3Config cfg = { 0 };
+        if (!cairn_s3_config_from_url(location, &cfg, error))
+            return NULL;
+        CairnBackend *b = cairn_backend_s3_new(&cfg, error);
+        cairn_s3_config_clear(&cfg);
+        return b;
+    }
     if (strstr(location, "://")) {
         g_autofree char *scheme = g_strndup(location, strstr(location, "://") - location);
         g_set_error(error, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_INVALID,
                     "unsupported repository location '%s': scheme '%s' is not known "
-                    "(use a path or file:///path)", location, scheme);
+                    "(use a path, file:///path or s3://bucket/prefix)", location, scheme);
         return NULL;
     }
     return cairn_backend_local_new(location, create, error);

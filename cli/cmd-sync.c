@@ -1,0 +1,172 @@
+/* cmd-sync.c - `cairn push|pull REMOTE [SNAPSHOT|DOMAIN ...] [--all] [--bwlimit RATE]` */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "policies/remote.h"
+#include "repo/backends/s3.h"
+#include "repo/lock.h"
+#include "repo/sync.h"
+
+static guint64
+requests_of(CairnBackend *b)
+{
+    return b && !strcmp(b->ops->kind, "s3") ? cairn_backend_s3_requests(b) : 0;
+}
+
+/* the snapshots named on the command line (all when none) */
+static GPtrArray *
+select_snapshots(GPtrArray *all, int argc, char **argv, GError **error)
+{
+    GPtrArray *out = g_ptr_array_new();
+    if (argc <= 2) {
+        for (guint i = 0; i < all->len; i++)
+            g_ptr_array_add(out, all->pdata[i]);
+        return out;
+    }
+    for (int a = 2; a < argc; a++) {
+        const char *spec = argv[a];
+        if (strchr(spec, '@') || cairn_is_hex(spec, 8, CAIRN_ID_HEX_LEN)) {
+            CairnSnapshot *s = cairn_snapshot_resolve_in(all, spec, error);
+            if (!s) {
+                g_ptr_array_unref(out);
+                return NULL;
+            }
+            g_ptr_array_add(out, s);
+            continue;
+        }
+        guint n = 0;
+        for (guint i = 0; i < all->len; i++) {
+            CairnSnapshot *s = all->pdata[i];
+            if (!strcmp(s->manifest->name, spec)) {
+                g_ptr_array_add(out, s);
+                n++;
+            }
+        }
+        if (!n) {
+            g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NOT_FOUND,
+                        "no snapshot or domain '%s' in the source repository", spec);
+            g_ptr_array_unref(out);
+            return NULL;
+        }
+    }
+    return out;
+}
+
+static int
+sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
+{
+    gboolean all = FALSE, dry_run = FALSE, json = FALSE;
+    g_autofree char *bw = NULL;
+    int parallel = 0;
+    GOptionEntry entries[] = {
+        { "all", 0, 0, G_OPTION_ARG_NONE, &all, "every snapshot (the default)", NULL },
+        { "bwlimit", 0, 0, G_OPTION_ARG_STRING, &bw, "at most RATE bytes per second "
+          "(e.g. 20M)", "RATE" },
+        { "parallel", 0, 0, G_OPTION_ARG_INT, &parallel, "objects in flight (default 8)", "N" },
+        { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "only count what would move", NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print a JSON summary", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("REMOTE [SNAPSHOT|DOMAIN ...]");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!cairn_cli_parse(cli, ctx, &argc, &argv))
+        return 2;
+    if (argc < 2)
+        return cairn_cli_failf(cli, "give a remote (a name from 'cairn remote list', or a URL "
+                               "s3://BUCKET/PREFIX or file:///PATH)");
+    if (all && argc > 2)
+        return cairn_cli_failf(cli, "--all and a list of snapshots exclude each other");
+    if (parallel < 0 || parallel > 64)
+        return cairn_cli_failf(cli, "--parallel must be from 1 to 64");
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(CairnRemote) remote = cairn_remote_lookup(argv[1], &gerr);
+    if (!remote)
+        return cairn_cli_fail(cli, gerr);
+    CairnSyncOptions o = { .parallel = parallel ? (guint) parallel : remote->parallel,
+                           .bwlimit = remote->bwlimit, .dry_run = dry_run };
+    if (bw && !cairn_parse_size(bw, &o.bwlimit, &gerr))
+        return cairn_cli_fail(cli, gerr);
+
+    /* src: where snapshots come from; dst: where they go */
+    g_autoptr(CairnRepo) src = NULL, dst = NULL;
+    CairnBackend *dst_backend;
+    if (push) {
+        if (!(src = cairn_cli_open_repo(cli, &gerr)))
+            return cairn_cli_fail(cli, gerr);
+        dst_backend = cairn_remote_open_backend(remote, TRUE, &gerr);
+    } else {
+        CairnBackend *rb = cairn_remote_open_backend(remote, FALSE, &gerr);
+        if (!rb || !(src = cairn_repo_open_backend(rb, cli->key_file, &gerr)))
+            return cairn_cli_fail(cli, gerr);
+        dst_backend = cairn_backend_open(cli->repo_location, TRUE, &gerr);
+    }
+    if (!dst_backend)
+        return cairn_cli_fail(cli, gerr);
+    if (!cairn_sync_prepare_target(src, dst_backend, &gerr)) {
+        cairn_backend_free(dst_backend);
+        return cairn_cli_fail(cli, gerr);
+    }
+    if (!(dst = cairn_repo_open_backend(dst_backend, cli->key_file, &gerr)))
+        return cairn_cli_fail(cli, gerr);
+    g_autoptr(CairnLock) src_lock = NULL, dst_lock = NULL;
+    if (!dry_run &&
+        (!(src_lock = cairn_lock_acquire(src, CAIRN_LOCK_SHARED, push ? "push" : "pull",
+                                         cli->lock_wait, &gerr)) ||
+         !(dst_lock = cairn_lock_acquire(dst, CAIRN_LOCK_SHARED, push ? "push" : "pull",
+                                         cli->lock_wait, &gerr))))
+        return cairn_cli_fail(cli, gerr);
+    g_autoptr(GPtrArray) list = cairn_snapshot_list(src, NULL, &gerr);
+    if (!list)
+        return cairn_cli_fail(cli, gerr);
+    g_autoptr(GPtrArray) chosen = select_snapshots(list, argc, argv, &gerr);
+    if (!chosen)
+        return cairn_cli_fail(cli, gerr);
+
+    guint64 req0 = requests_of(cairn_repo_backend(src)) + requests_of(cairn_repo_backend(dst));
+    CairnSyncStats st;
+    gboolean ok = cairn_sync(src, cairn_repo_backend(dst), chosen, &o, &st, &gerr);
+    guint64 requests = requests_of(cairn_repo_backend(src)) +
+                       requests_of(cairn_repo_backend(dst)) - req0;
+    for (guint i = 0; i < st.problems->len; i++)
+        fprintf(stderr, "cairn %s: %s\n", cli->command, (char *) st.problems->pdata[i]);
+    if (json) {
+        g_autoptr(CairnJson) probs = json_array();
+        for (guint i = 0; i < st.problems->len; i++)
+            json_array_append_new(probs, json_string(st.problems->pdata[i]));
+        g_autoptr(CairnJson) out = json_pack(
+            "{s:b, s:b, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:O}", "ok", ok,
+            "dry_run", dry_run, "remote", argv[1], "snapshots", (int) chosen->len,
+            "snapshots_sent", (int) st.snapshots_sent, "snapshots_present",
+            (int) st.snapshots_present, "objects_sent", (json_int_t) st.objects_sent,
+            "objects_present", (json_int_t) st.objects_present, "objects_rejected",
+            (json_int_t) st.objects_rejected, "bytes_sent", (json_int_t) st.bytes_sent,
+            "requests", (json_int_t) requests, "duration_seconds", st.seconds, "problems", probs);
+        cairn_cli_print_json(out);
+    } else {
+        g_autofree char *sent = cairn_format_size(st.bytes_sent);
+        printf("%s%s %s: %u snapshot%s sent, %u already there; %" G_GUINT64_FORMAT
+               " objects (%s) sent, %" G_GUINT64_FORMAT " already there; %" G_GUINT64_FORMAT
+               " requests; %.1f s\n", dry_run ? "dry run: " : "", cli->command, argv[1],
+               st.snapshots_sent, st.snapshots_sent == 1 ? "" : "s", st.snapshots_present,
+               st.objects_sent, sent, st.objects_present, requests, st.seconds);
+    }
+    cairn_sync_stats_clear(&st);
+    if (!ok)
+        return cairn_cli_fail(cli, gerr);
+    return 0;
+}
+
+int
+cairn_cmd_push(CairnCli *cli, int argc, char **argv)
+{
+    return sync_command(cli, argc, argv, TRUE);
+}
+
+int
+cairn_cmd_pull(CairnCli *cli, int argc, char **argv)
+{
+    return sync_command(cli, argc, argv, FALSE);
+}
