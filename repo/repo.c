@@ -164,9 +164,15 @@ parse_hex_field(json_t *obj, const char *key, uint8_t *out, size_t len, const ch
 }
 
 static gboolean
-setup_encryption(CairnRepo *repo, json_t *enc, const char *key_file, GError **error)
+setup_encryption(CairnRepo *repo, json_t *enc, const char *key_file, gboolean keyless_ok,
+                 GError **error)
 {
     const char *loc = repo->backend->location;
+    if (!key_file && keyless_ok) {
+        /* integrity checks of stored bytes only; every decode needs the key */
+        repo->encrypted = TRUE;
+        return TRUE;
+    }
     if (!key_file) {
         g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY,
                     "repository '%s' is encrypted: give --key-file FILE or set CAIRN_KEY_FILE",
@@ -212,6 +218,19 @@ setup_encryption(CairnRepo *repo, json_t *enc, const char *key_file, GError **er
 
 CairnRepo *
 cairn_repo_open_backend(CairnBackend *b, const char *key_file, GError **error)
+{
+    return cairn_repo_open_backend_keyless(b, key_file, FALSE, error);
+}
+
+gboolean
+cairn_repo_has_key(CairnRepo *repo)
+{
+    return !repo->encrypted || repo->codec.keys != NULL;
+}
+
+CairnRepo *
+cairn_repo_open_backend_keyless(CairnBackend *b, const char *key_file, gboolean keyless_ok,
+                                GError **error)
 {
     g_autoptr(CairnRepo) repo = g_new0(CairnRepo, 1);
     repo->backend = b;
@@ -262,7 +281,7 @@ cairn_repo_open_backend(CairnBackend *b, const char *key_file, GError **error)
     repo->codec.compression_level = comp ? (int) json_integer_value(json_object_get(comp, "level"))
                                          : DEFAULT_ZSTD_LEVEL;
     json_t *enc = json_object_get(cfg, "encryption");
-    if (enc && json_is_object(enc) && !setup_encryption(repo, enc, key_file, error))
+    if (enc && json_is_object(enc) && !setup_encryption(repo, enc, key_file, keyless_ok, error))
         return NULL;
     return g_steal_pointer(&repo);
 }

@@ -86,6 +86,11 @@ CairnRepo *cairn_repo_open(const char *location, const char *key_file, GError **
 /* Same over an already opened backend: init borrows it, open takes it over. */
 gboolean cairn_repo_init_backend(CairnBackend *b, const CairnRepoInitOptions *opts, GError **error);
 CairnRepo *cairn_repo_open_backend(CairnBackend *b, const char *key_file, GError **error);
+/* keyless_ok: an encrypted repository opens without a key for checks of
+ * stored bytes only (cairn_repo_has_key() is then FALSE). */
+CairnRepo *cairn_repo_open_backend_keyless(CairnBackend *b, const char *key_file,
+                                           gboolean keyless_ok, GError **error);
+gboolean cairn_repo_has_key(CairnRepo *repo);
 void cairn_repo_free(CairnRepo *repo);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CairnRepo, cairn_repo_free)
 

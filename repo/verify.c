@@ -5,6 +5,7 @@
 
 #include "common/util.h"
 #include "repo/index.h"
+#include "repo/object.h"
 #include "repo/verify.h"
 
 void
@@ -181,5 +182,64 @@ cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
     g_mutex_clear(&ctx.lock);
     for (guint i = 0; i < loaded->len; i++)
         cairn_index_free(g_array_index(loaded, LoadedIndex, i).index);
+    return TRUE;
+}
+
+static void
+check_one(gpointer data, gpointer user)
+{
+    CairnId *id = data;
+    ReadCtx *ctx = user;
+    g_autofree char *key = cairn_object_key(id);
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(GBytes) b = cairn_backend_get(cairn_repo_backend(ctx->repo), key, &gerr);
+    gboolean ok = b && cairn_object_check_stored(id, g_bytes_get_data(b, NULL),
+                                                 g_bytes_get_size(b),
+                                                 cairn_repo_is_encrypted(ctx->repo), &gerr);
+    g_mutex_lock(&ctx->lock);
+    ctx->read++;
+    if (!ok)
+        g_hash_table_insert(ctx->bad, g_memdup2(id, sizeof *id), g_strdup(gerr->message));
+    g_mutex_unlock(&ctx->lock);
+}
+
+gboolean
+cairn_verify_stored(CairnRepo *repo, CairnVerifyReport *r, GError **error)
+{
+    memset(r, 0, sizeof *r);
+    r->problems = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GHashTable) present = cairn_repo_list_objects(repo, NULL, error);
+    if (!present)
+        return FALSE;
+    g_autoptr(GPtrArray) refs = cairn_backend_list(cairn_repo_backend(repo), "snapshots/", error);
+    if (!refs)
+        return FALSE;
+    for (guint i = 0; i < refs->len; i++) {
+        CairnBackendEntry *e = refs->pdata[i];
+        CairnId id;
+        if (!cairn_id_from_hex(e->key + strlen("snapshots/"), &id))
+            continue;
+        r->snapshots++;
+        if (!g_hash_table_contains(present, &id))
+            g_ptr_array_add(r->problems, g_strdup_printf("snapshot %s: its manifest object "
+                                                         "is missing", e->key + 10));
+    }
+    ReadCtx ctx = { .repo = repo };
+    g_mutex_init(&ctx.lock);
+    ctx.bad = g_hash_table_new_full(cairn_id_hash, cairn_id_equal_func, g_free, g_free);
+    GThreadPool *pool = g_thread_pool_new(check_one, &ctx, (gint) g_get_num_processors() + 2,
+                                          FALSE, NULL);
+    GHashTableIter it;
+    gpointer key, reason;
+    g_hash_table_iter_init(&it, present);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        g_thread_pool_push(pool, key, NULL);
+    g_thread_pool_free(pool, FALSE, TRUE);
+    r->objects_read = ctx.read;
+    g_hash_table_iter_init(&it, ctx.bad);
+    while (g_hash_table_iter_next(&it, &key, &reason))
+        g_ptr_array_add(r->problems, g_strdup(reason));
+    g_hash_table_unref(ctx.bad);
+    g_mutex_clear(&ctx.lock);
     return TRUE;
 }

@@ -21,5 +21,9 @@ void cairn_verify_report_clear(CairnVerifyReport *r);
 gboolean cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
                       CairnVerifyReport *ret_report, GError **error);
 
+/* Without the key of an encrypted repository: check every object's stored
+ * bytes (header and trailing SHA-256) and that every ref has its manifest. */
+gboolean cairn_verify_stored(CairnRepo *repo, CairnVerifyReport *ret_report, GError **error);
+
 /* Set of the ids of every object present (one listing). */
 GHashTable *cairn_repo_list_objects(CairnRepo *repo, GPtrArray **ret_entries, GError **error);

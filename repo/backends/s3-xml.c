@@ -346,12 +346,6 @@ cairn_s3_error_new(const CairnS3ErrorContext *ctx, long status, const char *code
         return g_error_new(q, CAIRN_BACKEND_ERROR_PERMISSION,
                            "%s: the session token was refused by %s (%s): renew it "
                            "(AWS_SESSION_TOKEN)", what, ep, detail);
-    if (code_is(code, "AccessDenied") || code_is(code, "AllAccessDisabled") ||
-        status == 401 || status == 403)
-        return g_error_new(q, CAIRN_BACKEND_ERROR_PERMISSION,
-                           "%s: access denied by %s (%s): check that access key '%s' and its "
-                           "secret are right and may use bucket '%s'", what, ep, detail, ak,
-                           ctx->bucket);
     if (code_is(code, "NoSuchBucket"))
         return g_error_new(q, CAIRN_BACKEND_ERROR_INVALID,
                            "%s: bucket '%s' does not exist at %s (create it, or fix the "
@@ -371,6 +365,12 @@ cairn_s3_error_new(const CairnS3ErrorContext *ctx, long status, const char *code
         return g_error_new(q, CAIRN_BACKEND_ERROR_NOSPACE,
                            "%s: no space left at %s (%s): free space or raise the quota, then "
                            "retry; nothing already stored was lost", what, ep, detail);
+    if (code_is(code, "AccessDenied") || code_is(code, "AllAccessDisabled") ||
+        status == 401 || status == 403)
+        return g_error_new(q, CAIRN_BACKEND_ERROR_PERMISSION,
+                           "%s: access denied by %s (%s): check that access key '%s' and its "
+                           "secret are right and may use bucket '%s'", what, ep, detail, ak,
+                           ctx->bucket);
     if (code_is(code, "NoSuchKey") || (status == 404 && !code))
         return g_error_new(q, CAIRN_BACKEND_ERROR_NOT_FOUND, "%s: no such key", what);
     if (status >= 500)

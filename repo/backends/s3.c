@@ -334,6 +334,13 @@ s3_send(CairnS3Backend *s, const S3Request *req, S3Response *resp, GError **erro
         if (rc != CURLE_OK) {
             if (curl_retryable(rc) && !last)
                 continue;
+            if (rc == CURLE_PARTIAL_FILE) {
+                g_set_error(error, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_IO,
+                            "%s: the body from %s was truncated: %s (%u attempts): check the "
+                            "network or proxy", req->what, s->cfg.endpoint,
+                            g_strchomp(c->errbuf), attempt + 1);
+                break;
+            }
             const char *hint = rc == CURLE_PEER_FAILED_VERIFICATION
                                    ? "check the certificate, or give ca_file="
                                    : "check that the endpoint is reachable";
@@ -465,7 +472,9 @@ s3_put_multipart(CairnS3Backend *s, const char *key, const char *object, const u
 {
     g_autofree char *what = g_strdup_printf("cannot store '%s' in %s", key, s->base.location);
     if (mode == CAIRN_PUT_IF_ABSENT) {
-        /* cheap early answer; If-None-Match on the completion decides races */
+        /* the early answer; If-None-Match on the completion closes the race where
+         * the server honours it (AWS does; Ceph RGW 16 ignores it and overwrites,
+         * harmless for content-addressed objects, which are the large ones) */
         gboolean exists = FALSE;
         if (!s3_exists(&s->base, key, &exists, error))
             return FALSE;
