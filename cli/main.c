@@ -23,6 +23,7 @@ static const struct {
     { "pull", cairn_cmd_pull, "copy snapshots from a remote repository" },
     { "remote", cairn_cmd_remote, "add, list, show and test remotes" },
     { "cat", cairn_cmd_cat, "print an object's decoded content" },
+    { "restore", cairn_cmd_restore, "recreate a domain from a snapshot" },
     { "restore-disk", cairn_cmd_restore_disk, "write one disk of a snapshot to a file" },
 };
 

@@ -1,0 +1,128 @@
+/* cmd-restore.c - `cairn restore SNAPSHOT [--from REMOTE] [--name NEW] [--define] [--start] ...` */
+#include "config.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+#include "policies/remote.h"
+#include "repo/lock.h"
+#include "repo/sync.h"
+#include "restore/domain.h"
+
+/* Pull one snapshot from a remote into the local repository (verified). */
+static CairnSnapshot *
+pull_snapshot(CairnCli *cli, CairnRepo *remote_repo, const char *spec, CairnRepo **ret_local,
+              GError **error)
+{
+    g_autoptr(GPtrArray) list = cairn_snapshot_list(remote_repo, NULL, error);
+    if (!list)
+        return NULL;
+    CairnSnapshot *s = cairn_snapshot_resolve_in(list, spec, error);
+    if (!s)
+        return NULL;
+    g_autoptr(CairnBackend) local = cairn_backend_open(cli->repo_location, TRUE, error);
+    if (!local || !cairn_sync_prepare_target(remote_repo, local, error))
+        return NULL;
+    CairnRepo *lrepo = cairn_repo_open_backend(g_steal_pointer(&local), cli->key_file, error);
+    if (!lrepo)
+        return NULL;
+    g_autoptr(GPtrArray) one = g_ptr_array_new();
+    g_ptr_array_add(one, s);
+    CairnSyncOptions o = { .parallel = 8 };
+    CairnSyncStats st;
+    gboolean ok = cairn_sync(remote_repo, cairn_repo_backend(lrepo), one, &o, &st, error);
+    cairn_sync_stats_clear(&st);
+    if (!ok) {
+        cairn_repo_free(lrepo);
+        return NULL;
+    }
+    *ret_local = lrepo;
+    return cairn_snapshot_load(lrepo, &s->id, error);
+}
+
+int
+cairn_cmd_restore(CairnCli *cli, int argc, char **argv)
+{
+    g_autofree char *from = NULL, *name = NULL, *dir = NULL, *format_s = NULL, *uri = NULL;
+    g_auto(GStrv) disks = NULL;
+    gboolean define = FALSE, start = FALSE, keep_uuid = FALSE, keep_mac = FALSE, force = FALSE,
+             no_cache = FALSE, json = FALSE;
+    GOptionEntry entries[] = {
+        { "from", 0, 0, G_OPTION_ARG_STRING, &from, "restore from this remote", "REMOTE" },
+        { "no-cache", 0, 0, G_OPTION_ARG_NONE, &no_cache,
+          "with --from: read the remote directly, keep no local copy", NULL },
+        { "name", 0, 0, G_OPTION_ARG_STRING, &name, "name of the restored domain", "NAME" },
+        { "dir", 0, 0, G_OPTION_ARG_FILENAME, &dir,
+          "directory for the disks (default /var/lib/libvirt/images/NAME)", "DIR" },
+        { "format", 0, 0, G_OPTION_ARG_STRING, &format_s, "qcow2 (default) or raw", "FMT" },
+        { "disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disks, "only this disk (repeatable)", "vdX" },
+        { "define", 0, 0, G_OPTION_ARG_NONE, &define, "define the domain in libvirt", NULL },
+        { "start", 0, 0, G_OPTION_ARG_NONE, &start, "define and start it", NULL },
+        { "keep-uuid", 0, 0, G_OPTION_ARG_NONE, &keep_uuid, "keep the original UUID", NULL },
+        { "keep-mac", 0, 0, G_OPTION_ARG_NONE, &keep_mac, "keep the original MAC addresses",
+          NULL },
+        { "force", 'f', 0, G_OPTION_ARG_NONE, &force,
+          "replace existing files and a shut-off domain of the same name", NULL },
+        { "connect", 'c', 0, G_OPTION_ARG_STRING, &uri, "libvirt URI", "URI" },
+        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print a JSON summary", NULL },
+        { NULL }
+    };
+    g_autoptr(GOptionContext) ctx = g_option_context_new("SNAPSHOT");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!cairn_cli_parse(cli, ctx, &argc, &argv))
+        return 2;
+    if (argc != 2)
+        return cairn_cli_failf(cli, "give one snapshot: an id, DOMAIN@latest, DOMAIN@~N or "
+                               "DOMAIN@TIME");
+    if (no_cache && !from)
+        return cairn_cli_failf(cli, "--no-cache goes with --from REMOTE");
+    CairnRestoreOptions o = { .uri = uri, .name = name, .dir = dir, .disks = disks,
+                              .keep_uuid = keep_uuid, .keep_mac = keep_mac,
+                              .define = define || start, .start = start, .force = force,
+                              .format = CAIRN_DISK_FORMAT_QCOW2 };
+    g_autoptr(GError) gerr = NULL;
+    if (format_s && !cairn_disk_format_parse(format_s, &o.format, &gerr))
+        return cairn_cli_fail(cli, gerr);
+
+    g_autoptr(CairnRepo) repo = NULL;
+    g_autoptr(CairnSnapshot) snap = NULL;
+    if (from) {
+        g_autoptr(CairnRepo) remote = cairn_cli_open_remote_repo(cli, from, &gerr);
+        if (!remote)
+            return cairn_cli_fail(cli, gerr);
+        if (no_cache) {
+            snap = cairn_snapshot_resolve(remote, argv[1], &gerr);
+            repo = g_steal_pointer(&remote);
+        } else {
+            snap = pull_snapshot(cli, remote, argv[1], &repo, &gerr);
+        }
+    } else if ((repo = cairn_cli_open_repo(cli, &gerr))) {
+        snap = cairn_snapshot_resolve(repo, argv[1], &gerr);
+    }
+    if (!snap)
+        return cairn_cli_fail(cli, gerr);
+    g_autoptr(CairnLock) lock = cairn_lock_acquire(repo, CAIRN_LOCK_SHARED, "restore",
+                                                   cli->lock_wait, &gerr);
+    if (!lock)
+        return cairn_cli_fail(cli, gerr);
+    CairnRestoreResult r;
+    gboolean ok = cairn_restore_domain(repo, snap, &o, &r, &gerr);
+    for (guint i = 0; i < r.notes->len; i++)
+        fprintf(stderr, "cairn restore: note: %s\n", (char *) r.notes->pdata[i]);
+    if (ok && json) {
+        char hex[CAIRN_ID_HEX_LEN + 1];
+        g_autoptr(CairnJson) out = json_pack("{s:s, s:s, s:s?, s:b, s:b, s:O, s:f}", "snapshot",
+                                             cairn_id_to_hex(&snap->id, hex), "name", r.name,
+                                             "xml", r.xml_path, "defined", r.defined,
+                                             "started", r.started, "disks", r.disks,
+                                             "duration_seconds", r.seconds);
+        cairn_cli_print_json(out);
+    } else if (ok) {
+        printf("restored %s as '%s' (%zu disk%s, %.1f s); XML: %s%s\n", argv[1], r.name,
+               json_array_size(r.disks), json_array_size(r.disks) == 1 ? "" : "s", r.seconds,
+               r.xml_path, r.started ? "; defined and started" : r.defined ? "; defined" : "");
+    }
+    cairn_restore_result_clear(&r);
+    return ok ? 0 : cairn_cli_fail(cli, gerr);
+}

@@ -1,0 +1,348 @@
+/* domain.c - restore a whole domain: every disk (in parallel), then the XML. */
+#include "config.h"
+
+#include <errno.h>
+#include <string.h>
+#include <unistd.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <libxml/xpath.h>
+
+#include "common/util.h"
+#include "repo/index.h"
+#include "restore/domain.h"
+
+void
+cairn_restore_result_clear(CairnRestoreResult *r)
+{
+    g_free(r->name);
+    g_free(r->xml_path);
+    if (r->notes)
+        g_ptr_array_unref(r->notes);
+    if (r->disks)
+        json_decref(r->disks);
+    memset(r, 0, sizeof *r);
+}
+
+static void
+note(GPtrArray *notes, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void
+note(GPtrArray *notes, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    if (notes)
+        g_ptr_array_add(notes, g_strdup_vprintf(fmt, ap));
+    va_end(ap);
+}
+
+/* libvirt prints every error by default: ours are reported once, by the CLI */
+static void
+quiet_errors(void *data, virErrorPtr err)
+{
+}
+
+static xmlXPathObjectPtr
+xpath(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
+    xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *) expr, ctx);
+    xmlXPathFreeContext(ctx);
+    return o;
+}
+
+static void
+remove_all(xmlDocPtr doc, const char *expr)
+{
+    xmlXPathObjectPtr o = xpath(doc, expr);
+    for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        xmlNodePtr n = o->nodesetval->nodeTab[i];
+        xmlUnlinkNode(n);
+        xmlFreeNode(n);
+    }
+    xmlXPathFreeObject(o);
+}
+
+/* report element contents / attributes naming host paths that do not exist */
+static void
+check_paths(xmlDocPtr doc, const char *expr, const char *what, GPtrArray *notes)
+{
+    xmlXPathObjectPtr o = xpath(doc, expr);
+    for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[i]);
+        if (v && *v == '/' && access((const char *) v, F_OK) != 0)
+            note(notes, "%s '%s' does not exist on this host: provide it or edit the XML", what,
+                 (const char *) v);
+        xmlFree(v);
+    }
+    xmlXPathFreeObject(o);
+}
+
+char *
+cairn_domain_xml_rewrite(const char *xml, const char *name, gboolean keep_uuid,
+                         gboolean keep_mac, GHashTable *files, const char *format,
+                         GPtrArray *notes, GError **error)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, (int) strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
+    if (!root || strcmp((const char *) root->name, "domain") != 0) {
+        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_INVALID,
+                    "the snapshot's domain XML is not valid");
+        xmlFreeDoc(doc);
+        return NULL;
+    }
+    xmlXPathObjectPtr o = xpath(doc, "/domain/name");
+    if (o && o->nodesetval && o->nodesetval->nodeNr == 1)
+        xmlNodeSetContent(o->nodesetval->nodeTab[0], (const xmlChar *) name);
+    xmlXPathFreeObject(o);
+    if (!keep_uuid)
+        remove_all(doc, "/domain/uuid");
+    if (!keep_mac)
+        remove_all(doc, "/domain/devices/interface/mac");
+    /* device aliases and the like are runtime state */
+    o = xpath(doc, "/domain/devices/disk");
+    for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        xmlNodePtr disk = o->nodesetval->nodeTab[i];
+        xmlNodePtr target = NULL, source = NULL, driver = NULL;
+        for (xmlNodePtr c = disk->children; c; c = c->next) {
+            if (c->type != XML_ELEMENT_NODE)
+                continue;
+            if (!strcmp((const char *) c->name, "target"))
+                target = c;
+            else if (!strcmp((const char *) c->name, "source"))
+                source = c;
+            else if (!strcmp((const char *) c->name, "driver"))
+                driver = c;
+        }
+        xmlChar *dev = target ? xmlGetProp(target, (const xmlChar *) "dev") : NULL;
+        const char *file = dev ? g_hash_table_lookup(files, dev) : NULL;
+        if (file) {
+            xmlSetProp(disk, (const xmlChar *) "type", (const xmlChar *) "file");
+            if (source) {
+                xmlUnlinkNode(source);
+                xmlFreeNode(source);
+            }
+            source = xmlNewNode(NULL, (const xmlChar *) "source");
+            xmlSetProp(source, (const xmlChar *) "file", (const xmlChar *) file);
+            if (target)
+                xmlAddPrevSibling(target, source);
+            else
+                xmlAddChild(disk, source);
+            if (!driver) {
+                driver = xmlNewNode(NULL, (const xmlChar *) "driver");
+                xmlSetProp(driver, (const xmlChar *) "name", (const xmlChar *) "qemu");
+                xmlAddPrevSibling(source, driver);
+            }
+            xmlSetProp(driver, (const xmlChar *) "type", (const xmlChar *) format);
+            /* a backing chain of the original does not apply to the flat copy */
+            for (xmlNodePtr c = disk->children; c;) {
+                xmlNodePtr next = c->next;
+                if (c->type == XML_ELEMENT_NODE && !strcmp((const char *) c->name, "backingStore")) {
+                    xmlUnlinkNode(c);
+                    xmlFreeNode(c);
+                }
+                c = next;
+            }
+        } else if (dev && source) {
+            xmlChar *f = xmlGetProp(source, (const xmlChar *) "file");
+            if (!f)
+                f = xmlGetProp(source, (const xmlChar *) "dev");
+            if (f && access((const char *) f, F_OK) != 0)
+                note(notes, "disk %s was not in the snapshot and its source '%s' does not exist "
+                     "here: edit the XML or remove the disk", (const char *) dev,
+                     (const char *) f);
+            xmlFree(f);
+        }
+        xmlFree(dev);
+    }
+    xmlXPathFreeObject(o);
+    check_paths(doc, "/domain/os/loader", "firmware", notes);
+    check_paths(doc, "/domain/os/nvram", "NVRAM file", notes);
+    check_paths(doc, "/domain/os/kernel", "kernel", notes);
+    check_paths(doc, "/domain/os/initrd", "initrd", notes);
+    check_paths(doc, "/domain/devices/emulator", "emulator", notes);
+    xmlChar *out = NULL;
+    int len = 0;
+    xmlDocDumpFormatMemory(doc, &out, &len, 1);
+    char *copy = g_strndup((const char *) out, (gsize) len);
+    xmlFree(out);
+    xmlFreeDoc(doc);
+    return copy;
+}
+
+typedef struct {
+    CairnRepo *repo;
+    CairnIndex *index;
+    char *path;
+    CairnDiskFormat format;
+    gboolean force;
+    CairnRestoreStats st;
+    GError *error;
+} DiskJob;
+
+static gpointer
+disk_thread(gpointer data)
+{
+    DiskJob *j = data;
+    cairn_restore_disk_to_file(j->repo, j->index, j->path, j->format, j->force, &j->st, NULL,
+                               NULL, &j->error);
+    return NULL;
+}
+
+static gboolean
+want_disk(const CairnRestoreOptions *o, const char *target)
+{
+    return !o->disks || g_strv_contains((const char *const *) o->disks, target);
+}
+
+gboolean
+cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOptions *o,
+                     CairnRestoreResult *r, GError **error)
+{
+    memset(r, 0, sizeof *r);
+    r->notes = g_ptr_array_new_with_free_func(g_free);
+    r->disks = json_array();
+    gint64 t0 = g_get_monotonic_time();
+    CairnManifest *m = snap->manifest;
+    r->name = g_strdup(o->name ? o->name : m->name);
+    if (!m->has_domain_xml) {
+        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_INVALID,
+                    "snapshot of '%s' has no domain XML (it was backed up from image files): "
+                    "restore its disks with 'cairn restore-disk'", m->name);
+        return FALSE;
+    }
+    for (guint i = 0; o->disks && o->disks[i]; i++)
+        if (!cairn_manifest_find_disk(m, o->disks[i])) {
+            g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_INVALID,
+                        "the snapshot has no disk '%s'", o->disks[i]);
+            return FALSE;
+        }
+    g_autoptr(GBytes) xmlb = cairn_repo_get(repo, &m->domain_xml, NULL, error);
+    if (!xmlb)
+        return FALSE;
+    g_autofree char *xml = g_strndup(g_bytes_get_data(xmlb, NULL), g_bytes_get_size(xmlb));
+
+    /* libvirt first: a name clash is found before gigabytes are written */
+    virConnectPtr conn = NULL;
+    if (o->define || o->start) {
+        virSetErrorFunc(NULL, quiet_errors);
+        conn = virConnectOpen(o->uri ? o->uri : g_getenv("LIBVIRT_DEFAULT_URI")
+                                             ? g_getenv("LIBVIRT_DEFAULT_URI") : "qemu:///system");
+        if (!conn) {
+            g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
+                        "cannot connect to libvirt: %s (is libvirtd running?)",
+                        virGetLastErrorMessage());
+            return FALSE;
+        }
+        virDomainPtr old = virDomainLookupByName(conn, r->name);
+        virResetLastError();
+        if (old) {
+            gboolean active = virDomainIsActive(old) == 1;
+            virDomainFree(old);
+            if (!o->force || active) {
+                g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
+                            "a domain named '%s' exists%s: restore under another name with "
+                            "--name NEW%s", r->name, active ? " and is running" : "",
+                            active ? ", or shut it down first and give --force"
+                                   : ", or give --force to replace its definition (its disks "
+                                     "are kept)");
+                virConnectClose(conn);
+                return FALSE;
+            }
+        }
+    }
+
+    g_autofree char *dir = o->dir ? g_strdup(o->dir)
+                                  : g_build_filename("/var/lib/libvirt/images", r->name, NULL);
+    if (!cairn_mkdir_p(dir, 0755, error)) {
+        if (conn)
+            virConnectClose(conn);
+        return FALSE;
+    }
+    const char *ext = o->format == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2";
+    g_autoptr(GHashTable) files = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
+    guint n = m->disks->len;
+    g_autofree DiskJob *jobs = g_new0(DiskJob, n);
+    g_autofree GThread **threads = g_new0(GThread *, n);
+    gboolean ok = TRUE;
+    for (guint i = 0; i < n && ok; i++) {
+        CairnManifestDisk *d = m->disks->pdata[i];
+        if (!want_disk(o, d->target))
+            continue;
+        jobs[i].repo = repo;
+        jobs[i].format = o->format;
+        jobs[i].force = o->force;
+        jobs[i].path = g_strdup_printf("%s/%s-%s.%s", dir, r->name, d->target, ext);
+        if (!(jobs[i].index = cairn_index_load(repo, &d->index, error)))
+            ok = FALSE;
+        else
+            g_hash_table_insert(files, d->target, g_strdup(jobs[i].path));
+    }
+    for (guint i = 0; i < n && ok; i++)
+        if (jobs[i].index)
+            threads[i] = g_thread_new("cairn-restore", disk_thread, &jobs[i]);
+    for (guint i = 0; i < n; i++) {
+        if (threads[i])
+            g_thread_join(threads[i]);
+        if (ok && jobs[i].error) {
+            g_propagate_prefixed_error(error, jobs[i].error, "disk %s: ",
+                                       ((CairnManifestDisk *) m->disks->pdata[i])->target);
+            jobs[i].error = NULL;
+            ok = FALSE;
+        }
+        g_clear_error(&jobs[i].error);
+        if (jobs[i].index && ok)
+            json_array_append_new(r->disks, json_pack("{s:s, s:s, s:s, s:I}", "target",
+                ((CairnManifestDisk *) m->disks->pdata[i])->target, "file", jobs[i].path,
+                "format", ext, "bytes_written", (json_int_t) jobs[i].st.bytes_written));
+        cairn_index_free(jobs[i].index);
+        g_free(jobs[i].path);
+    }
+    if (ok) {
+        g_autofree char *newxml = cairn_domain_xml_rewrite(xml, r->name, o->keep_uuid,
+                                                          o->keep_mac, files, ext, r->notes,
+                                                          error);
+        r->xml_path = g_strdup_printf("%s/%s.xml", dir, r->name);
+        ok = newxml && cairn_write_file_durable(r->xml_path, newxml, strlen(newxml), 0644, error);
+        if (ok && o->define) {
+            virDomainPtr old = virDomainLookupByName(conn, r->name);
+            virResetLastError();
+            if (old) { /* --force, checked above: replace the definition, keep its disks */
+                if (virDomainUndefineFlags(old, VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
+                                                    VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                                    VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0)
+                    virResetLastError();
+                else
+                    note(r->notes, "replaced the definition of '%s'; its old disks were kept "
+                         "where they were", r->name);
+                virDomainFree(old);
+            }
+            virDomainPtr dom = virDomainDefineXML(conn, newxml);
+            if (!dom) {
+                g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
+                            "libvirt refused the domain: %s (the disks are restored; edit %s "
+                            "and run 'virsh define %s')", virGetLastErrorMessage(),
+                            r->xml_path, r->xml_path);
+                ok = FALSE;
+            } else {
+                r->defined = TRUE;
+                if (o->start && virDomainCreate(dom) < 0) {
+                    g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
+                                "domain '%s' is defined but did not start: %s", r->name,
+                                virGetLastErrorMessage());
+                    ok = FALSE;
+                } else if (o->start) {
+                    r->started = TRUE;
+                }
+                virDomainFree(dom);
+            }
+        }
+    }
+    if (conn)
+        virConnectClose(conn);
+    r->seconds = (double) (g_get_monotonic_time() - t0) / 1e6;
+    return ok;
+}

@@ -1,0 +1,41 @@
+/* domain.h - recreate a libvirt domain from a snapshot: disks + rewritten XML. */
+#pragma once
+
+#include <glib.h>
+#include <jansson.h>
+
+#include "repo/snapshot.h"
+#include "restore/restore.h"
+
+typedef struct {
+    const char *uri;        /* libvirt URI, NULL = default */
+    const char *name;       /* new domain name, NULL = the snapshot's */
+    const char *dir;        /* where disks go, NULL = /var/lib/libvirt/images/NAME */
+    CairnDiskFormat format;
+    char **disks;           /* only these targets, NULL = all */
+    gboolean keep_uuid, keep_mac, define, start, force;
+    CairnProgressFunc progress;
+    gpointer progress_data;
+} CairnRestoreOptions;
+
+typedef struct {
+    char *name;
+    char *xml_path;         /* the rewritten XML, kept for editing */
+    GPtrArray *notes;       /* char* */
+    json_t *disks;          /* [{target, file, format, bytes_written}] */
+    gboolean defined, started;
+    double seconds;
+} CairnRestoreResult;
+
+void cairn_restore_result_clear(CairnRestoreResult *r);
+
+/* Rewrite a saved domain XML: name, UUID and MACs (unless kept), disk
+ * sources -> files (target -> path), driver types; notes for paths that do
+ * not exist on this host. Pure apart from the existence checks. */
+char *cairn_domain_xml_rewrite(const char *xml, const char *name, gboolean keep_uuid,
+                               gboolean keep_mac, GHashTable *files, const char *format,
+                               GPtrArray *notes, GError **error);
+
+gboolean cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap,
+                              const CairnRestoreOptions *opts, CairnRestoreResult *ret,
+                              GError **error);
