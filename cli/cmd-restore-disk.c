@@ -6,18 +6,23 @@
 
 #include "cli/cli.h"
 #include "repo/index.h"
-#include "restore/restore.h"
+#include "restore/domain.h"
 
 int
 cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
 {
-    g_autofree char *to = NULL, *format_s = NULL;
+    g_autofree char *to = NULL, *format_s = NULL, *attach = NULL, *target = NULL, *uri = NULL;
     gboolean json = FALSE, force = FALSE;
     GOptionEntry entries[] = {
         { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "write the disk to FILE", "FILE" },
         { "format", 0, 0, G_OPTION_ARG_STRING, &format_s,
           "raw or qcow2 (default: the format it was backed up from)", "FMT" },
         { "force", 'f', 0, G_OPTION_ARG_NONE, &force, "replace an existing FILE", NULL },
+        { "attach", 0, 0, G_OPTION_ARG_STRING, &attach,
+          "attach the restored disk to this domain (hot-plug when running)", "DOMAIN" },
+        { "target", 0, 0, G_OPTION_ARG_STRING, &target,
+          "with --attach: the target (default: the first free vdX)", "vdX" },
+        { "connect", 'c', 0, G_OPTION_ARG_STRING, &uri, "libvirt URI", "URI" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print a JSON summary", NULL },
         { NULL }
     };
@@ -28,8 +33,10 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     if (argc != 3)
         return cairn_cli_failf(cli, "give a snapshot and a disk, e.g. 'restore-disk web01@latest "
                                "vda --to /var/tmp/vda.qcow2'");
-    if (!to)
-        return cairn_cli_failf(cli, "give the output file with --to FILE");
+    if (!to && !attach)
+        return cairn_cli_failf(cli, "give the output file with --to FILE, or --attach DOMAIN");
+    if (target && !attach)
+        return cairn_cli_failf(cli, "--target goes with --attach DOMAIN");
 
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
@@ -57,6 +64,11 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     g_autoptr(CairnIndex) index = cairn_index_load(repo, &disk->index, &gerr);
     if (!index)
         return cairn_cli_fail(cli, gerr);
+    if (!to) {
+        g_autofree char *sid = cairn_cli_short_id(&s->id);
+        to = g_strdup_printf("/var/lib/libvirt/images/%s-%s-restored-%s.%s", attach, argv[2],
+                             sid, fmt == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2");
+    }
     gint64 t0 = g_get_monotonic_time();
     CairnCliProgress progress;
     cairn_cli_progress_init(&progress, cli, disk->target);
@@ -68,20 +80,26 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
         return cairn_cli_fail(cli, gerr);
     double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
     const char *fname = fmt == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2";
+    g_autofree char *attached_as = NULL;
+    if (attach && !cairn_attach_disk(uri, attach, to, fname, target, &attached_as, &gerr))
+        return cairn_cli_fail(cli, gerr);
     if (json) {
         char hex[CAIRN_ID_HEX_LEN + 1];
-        g_autoptr(CairnJson) o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f}", "snapshot",
+        g_autoptr(CairnJson) o = json_pack("{s:s, s:s, s:s, s:s, s:I, s:I, s:I, s:f, s:s?, s:s?}", "snapshot",
                                            cairn_id_to_hex(&s->id, hex), "disk", disk->target,
                                            "file", to, "format", fname, "virtual_size",
                                            (json_int_t) index->virtual_size, "bytes_written",
                                            (json_int_t) st.bytes_written, "chunks_hole",
-                                           (json_int_t) st.chunks_hole, "duration_seconds", secs);
+                                           (json_int_t) st.chunks_hole, "duration_seconds", secs,
+                                           "attached_to", attach, "target", attached_as);
         cairn_cli_print_json(o);
     } else {
         g_autofree char *vs = cairn_format_size(index->virtual_size);
         g_autofree char *wr = cairn_format_size(st.bytes_written);
         printf("restored %s of %s to %s (%s, %s virtual, %s written, every chunk verified) "
                "in %.1f s\n", disk->target, argv[1], to, fname, vs, wr, secs);
+        if (attached_as)
+            printf("attached to %s as %s\n", attach, attached_as);
     }
     return 0;
 }

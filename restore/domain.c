@@ -346,3 +346,87 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
     r->seconds = (double) (g_get_monotonic_time() - t0) / 1e6;
     return ok;
 }
+
+gboolean
+cairn_attach_disk(const char *uri, const char *domain, const char *path, const char *format,
+                  const char *target, char **ret_target, GError **error)
+{
+    virSetErrorFunc(NULL, quiet_errors);
+    const char *u = uri ? uri : g_getenv("LIBVIRT_DEFAULT_URI");
+    virConnectPtr conn = virConnectOpen(u ? u : "qemu:///system");
+    if (!conn) {
+        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
+                    "cannot connect to libvirt: %s (is libvirtd running?)",
+                    virGetLastErrorMessage());
+        return FALSE;
+    }
+    gboolean ok = FALSE;
+    char *xml = NULL;
+    xmlDocPtr doc = NULL;
+    g_autoptr(GPtrArray) used = g_ptr_array_new_with_free_func(g_free);
+    g_autofree char *chosen = NULL, *epath = NULL, *dxml = NULL;
+    virDomainPtr dom = virDomainLookupByName(conn, domain);
+    if (!dom) {
+        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_INVALID,
+                    "no domain '%s' to attach the disk to ('virsh list --all' shows them)",
+                    domain);
+        goto out;
+    }
+    xml = virDomainGetXMLDesc(dom, 0);
+    doc = xml ? xmlReadMemory(xml, (int) strlen(xml), "d.xml", NULL, XML_PARSE_NONET) : NULL;
+    xmlXPathObjectPtr o = doc ? xpath(doc, "/domain/devices/disk/target/@dev") : NULL;
+    for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[i]);
+        g_ptr_array_add(used, g_strdup((const char *) v));
+        xmlFree(v);
+    }
+    xmlXPathFreeObject(o);
+    g_ptr_array_add(used, NULL);
+    if (target) {
+        if (g_strv_contains((const char *const *) used->pdata, target)) {
+            g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
+                        "domain '%s' already has a disk %s: give another --target", domain,
+                        target);
+            goto out;
+        }
+        chosen = g_strdup(target);
+    } else {
+        for (char c = 'b'; c <= 'z' && !chosen; c++) {
+            char t[4] = { 'v', 'd', c, 0 };
+            if (!g_strv_contains((const char *const *) used->pdata, t))
+                chosen = g_strdup(t);
+        }
+    }
+    epath = g_markup_escape_text(path, -1);
+    dxml = g_strdup_printf(
+        "<disk type='file' device='disk'><driver name='qemu' type='%s'/>"
+        "<source file='%s'/><target dev='%s' bus='virtio'/></disk>", format, epath, chosen);
+    unsigned flags = VIR_DOMAIN_AFFECT_CURRENT;
+    if (virDomainIsPersistent(dom) == 1)
+        flags = VIR_DOMAIN_AFFECT_CONFIG | (virDomainIsActive(dom) == 1 ? VIR_DOMAIN_AFFECT_LIVE : 0);
+    if (virDomainAttachDeviceFlags(dom, dxml, flags) < 0 && (flags & VIR_DOMAIN_AFFECT_LIVE)) {
+        /* no hot-plug (no ACPI, a full bus): the persistent definition still gets it */
+        g_autofree char *why = g_strdup(virGetLastErrorMessage());
+        virResetLastError();
+        if (virDomainAttachDeviceFlags(dom, dxml, VIR_DOMAIN_AFFECT_CONFIG) == 0) {
+            g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
+                        "'%s' was added to the definition of '%s' as %s, but hot-plug failed "
+                        "(%s): it appears at the next start of the domain", path, domain,
+                        chosen, why);
+            goto out;
+        }
+        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
+                    "cannot attach '%s' to '%s' as %s: %s (the file is restored; attach it "
+                    "with 'virsh attach-disk')", path, domain, chosen, virGetLastErrorMessage());
+        goto out;
+    }
+    *ret_target = g_steal_pointer(&chosen);
+    ok = TRUE;
+out:
+    xmlFreeDoc(doc);
+    free(xml);
+    if (dom)
+        virDomainFree(dom);
+    virConnectClose(conn);
+    return ok;
+}

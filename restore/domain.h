@@ -39,3 +39,9 @@ char *cairn_domain_xml_rewrite(const char *xml, const char *name, gboolean keep_
 gboolean cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap,
                               const CairnRestoreOptions *opts, CairnRestoreResult *ret,
                               GError **error);
+
+/* Attach a restored disk file to a domain (hot-plug when running, and to its
+ * persistent definition). target NULL: the first free vdX. */
+gboolean cairn_attach_disk(const char *uri, const char *domain, const char *path,
+                           const char *format, const char *target, char **ret_target,
+                           GError **error);
