@@ -142,7 +142,10 @@ cairn_nbd_source_open_image_bitmap(const char *path, const char *format, const c
     /* read-only, several clients allowed, host page cache (writeback):
      * O_DIRECT (--cache=none) is not supported by every filesystem and
      * measured no faster here */
-    char *argv[] = { (char *) CAIRN_QEMU_NBD, (char *) "--read-only", (char *) SOURCE_SHARED,
+    /* setpriv execs qemu-nbd in place (socket activation needs the pid to
+     * stay) with a parent-death signal: a killed cairn takes it along */
+    char *argv[] = { (char *) CAIRN_SETPRIV, (char *) "--pdeathsig", (char *) "TERM",
+                     (char *) CAIRN_QEMU_NBD, (char *) "--read-only", (char *) SOURCE_SHARED,
                      fmt_arg, (char *) "--cache=writeback", (char *) "--aio=threads",
                      bitmap_arg ? bitmap_arg : file_arg, bitmap_arg ? file_arg : NULL, NULL };
     if (bitmap)

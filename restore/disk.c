@@ -499,7 +499,9 @@ open_qcow2(const char *tmp, uint64_t virtual_size, GError **error)
         return NULL;
 
     g_autoptr(CairnNbdHandle) h = nbd_create();
-    char *argv[] = { (char *) CAIRN_QEMU_NBD, (char *) "--format=qcow2",
+    /* parent-death signal: a killed cairn takes qemu-nbd along (see nbd/source.c) */
+    char *argv[] = { (char *) CAIRN_SETPRIV, (char *) "--pdeathsig", (char *) "TERM",
+                     (char *) CAIRN_QEMU_NBD, (char *) "--format=qcow2",
                      (char *) "--cache=writeback", (char *) "--aio=threads",
                      (char *) "--detect-zeroes=off", arg, NULL };
     if (!h || nbd_set_handle_name(h, "cairn-restore") < 0 ||
