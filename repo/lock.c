@@ -162,7 +162,10 @@ cairn_lock_acquire(CairnRepo *repo, CairnLockMode mode, const char *purpose,
     CairnLock *l = g_new0(CairnLock, 1);
     l->repo = repo;
     l->mode = mode;
-    l->body_template_purpose = g_strdup(purpose);
+    /* an encrypted repository's names are secret: keep only the verb */
+    l->body_template_purpose = cairn_repo_is_encrypted(repo) && purpose
+                                   ? g_strndup(purpose, strcspn(purpose, " "))
+                                   : g_strdup(purpose);
     g_autofree char *rnd = cairn_random_hex(16);
     l->key = g_strconcat(LOCK_PREFIX, rnd, NULL);
     g_mutex_init(&l->mutex);

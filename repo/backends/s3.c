@@ -728,12 +728,16 @@ cairn_backend_s3_new(const CairnS3Config *cfg, GError **error)
 {
     static GOnce once = G_ONCE_INIT;
     static guint64 next_id; /* ids are never reused: stale thread-table entries stay inert */
-    g_autofree char *base_url = cfg->bucket && *cfg->bucket && cfg->endpoint
-                                    ? cairn_s3_base_url(cfg) : NULL;
-    if (!base_url || !cfg->region || !*cfg->region || !cfg->access_key || !cfg->secret_key) {
+    const char *bucket = cfg->bucket ? cfg->bucket : "";
+    g_autofree char *base_url = *bucket && cfg->endpoint ? cairn_s3_base_url(cfg) : NULL;
+    const char *why = !*bucket ? "no bucket"
+                      : !base_url ? "the endpoint is not an http:// or https:// URL"
+                      : !cfg->access_key || !cfg->secret_key
+                          ? "no credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+                          : NULL;
+    if (why) {
         g_set_error(error, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_INVALID,
-                    "cannot open S3 repository: the configuration needs an http(s) endpoint, "
-                    "a region, a bucket and both keys");
+                    "cannot open S3 repository 's3://%s': %s", bucket, why);
         return NULL;
     }
     if (!GPOINTER_TO_INT(g_once(&once, global_init, NULL))) {
@@ -744,7 +748,8 @@ cairn_backend_s3_new(const CairnS3Config *cfg, GError **error)
     CairnS3Backend *s = g_new0(CairnS3Backend, 1);
     s->base.ops = &s3_ops;
     s->cfg = (CairnS3Config){
-        .endpoint = g_strdup(cfg->endpoint), .region = g_strdup(cfg->region),
+        .endpoint = g_strdup(cfg->endpoint),
+        .region = g_strdup(cfg->region && *cfg->region ? cfg->region : "us-east-1"),
         .bucket = g_strdup(cfg->bucket), .prefix = g_strdup(cfg->prefix ? cfg->prefix : ""),
         .path_style = cfg->path_style, .access_key = g_strdup(cfg->access_key),
         .secret_key = g_strdup(cfg->secret_key), .session_token = g_strdup(cfg->session_token),

@@ -29,8 +29,10 @@ void cairn_s3_config_clear(CairnS3Config *c);
 /* Parse "s3://BUCKET[/PREFIX][?endpoint=URL&region=R&style=path|virtual&ca_file=F]".
  * Defaults come from the environment: AWS_ENDPOINT_URL_S3 / AWS_ENDPOINT_URL,
  * AWS_REGION / AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
- * AWS_SESSION_TOKEN, AWS_CA_BUNDLE. Path style when an endpoint other than
- * *.amazonaws.com is given. On failure *ret is left cleared (INVALID). */
+ * AWS_SESSION_TOKEN, AWS_CA_BUNDLE (keys may stay NULL: the caller may fill
+ * them in; cairn_backend_s3_new refuses a config without). Path style when an
+ * endpoint other than *.amazonaws.com is given. On failure *ret is left
+ * cleared (INVALID). */
 gboolean cairn_s3_config_from_url(const char *url, CairnS3Config *ret, GError **error);
 
 /* Checks the bucket and credentials with one listing request, so that a
