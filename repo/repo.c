@@ -14,7 +14,7 @@ G_DEFINE_QUARK(cairn-repo-error-quark, cairn_repo_error)
 
 #define CONFIG_KEY "config"
 #define CONFIG_FORMAT "cairn-repository"
-#define DEFAULT_ZSTD_LEVEL 3
+#define DEFAULT_ZSTD_LEVEL 1 /* as Proxmox Backup Server: ~2x the speed of level 3 for a few % of size */
 
 struct CairnRepo {
     CairnBackend *backend;
