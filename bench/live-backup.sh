@@ -100,7 +100,8 @@ XML
     chmod 0777 "$W"
     virsh -q backup-begin cairn-bench-a "$W/raw.xml" >/dev/null
     timed bash -c "nbdcopy 'nbd+unix:///vda?socket=$sock' '$W/raw-vda' && nbdcopy 'nbd+unix:///vdb?socket=$sock' '$W/raw-vdb'"
-    local rd; rd=$(du -sb "$W/raw-vda" "$W/raw-vdb" | awk '{s+=$1} END {print s}')
+    # allocated bytes: what nbdcopy actually read and wrote (it skips holes)
+    local rd; rd=$(du -sB1 "$W/raw-vda" "$W/raw-vdb" | awk '{s+=$1} END {printf "%d", s}')
     row "$1" "nbdcopy (raw copy)" "$T_WALL" "$T_WALL" "$rd" "$rd" "$T_RSS"
     virsh -q domjobabort cairn-bench-a >/dev/null; rm -f "$W"/raw-vd* "$W"/scratch-*
 }
