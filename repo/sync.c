@@ -107,6 +107,7 @@ typedef struct {
     GCond done_cond;
     guint outstanding;
     gboolean snapshot_failed;
+    GHashTable *failed;       /* object keys that did not arrive (char*) */
     CairnSyncStats *st;
     uint64_t done_bytes, total_bytes;
     const CairnSyncOptions *opts;
@@ -155,6 +156,7 @@ worker(gpointer data, gpointer user)
     g_mutex_lock(&sy->lock);
     if (!ok) {
         sy->snapshot_failed = TRUE;
+        g_hash_table_add(sy->failed, cairn_object_key(&t->id));
         if (g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT))
             sy->st->objects_rejected++;
         g_ptr_array_add(sy->st->problems, g_strdup(gerr->message));
@@ -167,7 +169,8 @@ worker(gpointer data, gpointer user)
 
 /* Objects of the snapshot the target lacks, manifest excluded (it goes last). */
 static gboolean
-missing_objects(Sync *sy, CairnSnapshot *s, GHashTable *present, GArray *out, GError **error)
+missing_objects(Sync *sy, CairnSnapshot *s, GHashTable *present, GArray *out,
+                guint64 *ret_present, GError **error)
 {
     CairnManifest *m = s->manifest;
     g_autoptr(GHashTable) seen = g_hash_table_new(cairn_id_hash, cairn_id_equal_func);
@@ -195,6 +198,8 @@ missing_objects(Sync *sy, CairnSnapshot *s, GHashTable *present, GArray *out, GE
         g_autofree char *okey = cairn_object_key(key);
         if (!g_hash_table_contains(present, okey))
             g_array_append_vals(out, key, 1);
+        else
+            (*ret_present)++;
     }
     return TRUE;
 }
@@ -217,8 +222,19 @@ static gboolean
 sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present, GError **error)
 {
     g_autoptr(GArray) missing = g_array_new(FALSE, FALSE, sizeof(CairnId));
-    if (!missing_objects(sy, s, present, missing, error))
-        return FALSE;
+    guint64 already = 0;
+    g_autoptr(GError) ierr = NULL;
+    if (!missing_objects(sy, s, present, missing, &already, &ierr)) {
+        /* an unreadable index or manifest part: this snapshot cannot move,
+         * the others still do */
+        char hex[CAIRN_ID_HEX_LEN + 1];
+        g_ptr_array_add(sy->st->problems, g_strdup_printf("snapshot %.16s (%s): %s",
+                        cairn_id_to_hex(&s->id, hex), s->manifest->name, ierr->message));
+        if (g_error_matches(ierr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT))
+            sy->st->objects_rejected++;
+        return TRUE;
+    }
+    sy->st->objects_present += already;
     sy->snapshot_failed = FALSE;
     if (sy->opts->dry_run) {
         sy->st->objects_sent += missing->len;
@@ -242,7 +258,10 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present, GEr
     g_mutex_unlock(&sy->lock);
     for (guint i = 0; i < missing->len; i++) {
         g_autofree char *k = cairn_object_key(&g_array_index(missing, CairnId, i));
-        g_hash_table_add(present, g_steal_pointer(&k));
+        /* only what arrived: a later snapshot sharing a failed object must
+         * try it again, and stay unpublished if it fails again */
+        if (!g_hash_table_contains(sy->failed, k))
+            g_hash_table_add(present, g_steal_pointer(&k));
     }
     if (failed)
         return TRUE; /* reported in problems; this snapshot stays unpublished */
@@ -275,6 +294,7 @@ cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
     st->problems = g_ptr_array_new_with_free_func(g_free);
     gint64 t0 = g_get_monotonic_time();
     Sync sy = { .src = src, .target = target, .st = st, .opts = opts };
+    sy.failed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_mutex_init(&sy.lock);
     g_cond_init(&sy.done_cond);
     g_mutex_init(&sy.bucket.lock);
@@ -306,6 +326,7 @@ out:
     g_mutex_clear(&sy.lock);
     g_cond_clear(&sy.done_cond);
     g_mutex_clear(&sy.bucket.lock);
+    g_hash_table_unref(sy.failed);
     st->seconds = (double) (g_get_monotonic_time() - t0) / 1e6;
     if (ok && st->problems->len) {
         g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT,
