@@ -93,8 +93,13 @@ cairn_checkpoint_get_xml(virDomainPtr dom, const char *name, GError **error)
 gboolean
 cairn_checkpoint_redefine(virDomainPtr dom, const char *xml, GError **error)
 {
+    /* its parent was an older checkpoint cairn has deleted since: the
+     * checkpoint stands alone (its bitmaps are independent of the parent's) */
+    g_autoptr(GRegex) re = g_regex_new("<parent>\\s*<name>[^<]*</name>\\s*</parent>\\s*", 0, 0, NULL);
+    g_autofree char *alone = g_regex_replace_literal(re, xml, -1, 0, "", 0, NULL);
     g_autoptr(virDomainCheckpoint) cp =
-        virDomainCheckpointCreateXML(dom, xml, VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE |
+        virDomainCheckpointCreateXML(dom, alone ? alone : xml,
+                                     VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE |
                                                VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE);
     if (!cp) {
         cairn_virt_set_error(error, CAIRN_VIRT_ERROR_BITMAP, "cannot redefine checkpoint");

@@ -243,7 +243,9 @@ cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
                              .exclude_disks = excludes, .full = full,
                              .take_over_checkpoints = take_over, .tags = tags };
     g_autoptr(GError) gerr = NULL;
-    if (quiesce && !cairn_quiesce_parse(quiesce, &o.quiesce, &gerr))
-        return cairn_cli_fail(cli, gerr);
+    if (quiesce && !cairn_quiesce_parse(quiesce, &o.quiesce, &gerr)) {
+        cairn_cli_fail(cli, gerr);
+        return 2; /* a usage error */
+    }
     return backup_domain(cli, &o, json);
 }
