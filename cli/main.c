@@ -25,6 +25,7 @@ static const struct {
     { "cat", cairn_cmd_cat, "print an object's decoded content" },
     { "restore", cairn_cmd_restore, "recreate a domain from a snapshot" },
     { "restore-disk", cairn_cmd_restore_disk, "write one disk of a snapshot to a file" },
+    { "serve", cairn_cmd_serve, "serve a disk of a snapshot as a read-only NBD export" },
 };
 
 static void
@@ -53,6 +54,18 @@ opt_value(int argc, char **argv, int *i, const char *opt)
         return argv[++*i];
     }
     return NULL;
+}
+
+/* GLib keeps idle thread-pool threads for reuse; let them exit before the
+ * process does, so their thread-local state (OpenSSL's, zstd contexts) is
+ * released by its destructors instead of being cut off at exit. */
+static void
+reap_idle_threads(void)
+{
+    g_thread_pool_set_max_unused_threads(0);
+    g_thread_pool_stop_unused_threads();
+    for (int i = 0; i < 200 && g_thread_pool_get_num_unused_threads() > 0; i++)
+        g_usleep(5000);
 }
 
 int
@@ -102,7 +115,9 @@ main(int argc, char **argv)
     for (size_t c = 0; c < G_N_ELEMENTS(commands); c++) {
         if (!strcmp(commands[c].name, name)) {
             cli.command = name;
-            return commands[c].fn(&cli, argc - i, argv + i);
+            int rc = commands[c].fn(&cli, argc - i, argv + i);
+            reap_idle_threads();
+            return rc;
         }
     }
     const char *names[G_N_ELEMENTS(commands) + 1];
