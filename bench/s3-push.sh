@@ -86,5 +86,5 @@ tail -n1 "$W/results" >&2
     echo
     echo "| run | seconds | MB/s | MiB sent | objects sent | requests |"
     echo "|---|---:|---:|---:|---:|---:|"
-    sed 's/^/| /; s/|/ | /g; s/$/ |/' "$W/results" | sed 's/^|  | /| /'
+    awk -F'|' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }' "$W/results"
 } | tee "${out:-/dev/null}"

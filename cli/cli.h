@@ -56,5 +56,6 @@ int cairn_cmd_cat(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_push(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_restore(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_serve(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_pull(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_remote(CairnCli *cli, int argc, char **argv);

@@ -173,6 +173,63 @@ cairn_domain_xml_rewrite(const char *xml, const char *name, gboolean keep_uuid,
     return copy;
 }
 
+virConnectPtr
+cairn_restore_connect(const char *uri, GError **error)
+{
+    virSetErrorFunc(NULL, quiet_errors);
+    const char *u = uri ? uri : g_getenv("LIBVIRT_DEFAULT_URI");
+    virConnectPtr conn = virConnectOpen(u ? u : "qemu:///system");
+    if (!conn)
+        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
+                    "cannot connect to libvirt: %s (is libvirtd running?)",
+                    virGetLastErrorMessage());
+    return conn;
+}
+
+gboolean
+cairn_restore_check_name(virConnectPtr conn, const char *name, gboolean force, GError **error)
+{
+    virDomainPtr old = virDomainLookupByName(conn, name);
+    virResetLastError();
+    if (!old)
+        return TRUE;
+    gboolean active = virDomainIsActive(old) == 1;
+    virDomainFree(old);
+    if (force && !active)
+        return TRUE;
+    g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
+                "a domain named '%s' exists%s: restore under another name with "
+                "--name NEW%s", name, active ? " and is running" : "",
+                active ? ", or shut it down first and give --force"
+                       : ", or give --force to replace its definition (its disks "
+                         "are kept)");
+    return FALSE;
+}
+
+virDomainPtr
+cairn_restore_define(virConnectPtr conn, const char *name, const char *xml,
+                     const char *xml_path, GPtrArray *notes, GError **error)
+{
+    virDomainPtr old = virDomainLookupByName(conn, name);
+    virResetLastError();
+    if (old) { /* --force, checked before: replace the definition, keep its disks */
+        if (virDomainUndefineFlags(old, VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
+                                            VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
+                                            VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0)
+            virResetLastError();
+        else
+            note(notes, "replaced the definition of '%s'; its old disks were kept "
+                 "where they were", name);
+        virDomainFree(old);
+    }
+    virDomainPtr dom = virDomainDefineXML(conn, xml);
+    if (!dom)
+        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
+                    "libvirt refused the domain: %s (the disks are restored; edit %s "
+                    "and run 'virsh define %s')", virGetLastErrorMessage(), xml_path, xml_path);
+    return dom;
+}
+
 typedef struct {
     CairnRepo *repo;
     CairnIndex *index;
@@ -228,30 +285,11 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
     /* libvirt first: a name clash is found before gigabytes are written */
     virConnectPtr conn = NULL;
     if (o->define || o->start) {
-        virSetErrorFunc(NULL, quiet_errors);
-        conn = virConnectOpen(o->uri ? o->uri : g_getenv("LIBVIRT_DEFAULT_URI")
-                                             ? g_getenv("LIBVIRT_DEFAULT_URI") : "qemu:///system");
-        if (!conn) {
-            g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                        "cannot connect to libvirt: %s (is libvirtd running?)",
-                        virGetLastErrorMessage());
+        if (!(conn = cairn_restore_connect(o->uri, error)))
             return FALSE;
-        }
-        virDomainPtr old = virDomainLookupByName(conn, r->name);
-        virResetLastError();
-        if (old) {
-            gboolean active = virDomainIsActive(old) == 1;
-            virDomainFree(old);
-            if (!o->force || active) {
-                g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
-                            "a domain named '%s' exists%s: restore under another name with "
-                            "--name NEW%s", r->name, active ? " and is running" : "",
-                            active ? ", or shut it down first and give --force"
-                                   : ", or give --force to replace its definition (its disks "
-                                     "are kept)");
-                virConnectClose(conn);
-                return FALSE;
-            }
+        if (!cairn_restore_check_name(conn, r->name, o->force, error)) {
+            virConnectClose(conn);
+            return FALSE;
         }
     }
 
@@ -308,24 +346,9 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
         r->xml_path = g_strdup_printf("%s/%s.xml", dir, r->name);
         ok = newxml && cairn_write_file_durable(r->xml_path, newxml, strlen(newxml), 0644, error);
         if (ok && o->define) {
-            virDomainPtr old = virDomainLookupByName(conn, r->name);
-            virResetLastError();
-            if (old) { /* --force, checked above: replace the definition, keep its disks */
-                if (virDomainUndefineFlags(old, VIR_DOMAIN_UNDEFINE_CHECKPOINTS_METADATA |
-                                                    VIR_DOMAIN_UNDEFINE_SNAPSHOTS_METADATA |
-                                                    VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0)
-                    virResetLastError();
-                else
-                    note(r->notes, "replaced the definition of '%s'; its old disks were kept "
-                         "where they were", r->name);
-                virDomainFree(old);
-            }
-            virDomainPtr dom = virDomainDefineXML(conn, newxml);
+            virDomainPtr dom = cairn_restore_define(conn, r->name, newxml, r->xml_path, r->notes,
+                                                    error);
             if (!dom) {
-                g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                            "libvirt refused the domain: %s (the disks are restored; edit %s "
-                            "and run 'virsh define %s')", virGetLastErrorMessage(),
-                            r->xml_path, r->xml_path);
                 ok = FALSE;
             } else {
                 r->defined = TRUE;
@@ -351,15 +374,9 @@ gboolean
 cairn_attach_disk(const char *uri, const char *domain, const char *path, const char *format,
                   const char *target, char **ret_target, GError **error)
 {
-    virSetErrorFunc(NULL, quiet_errors);
-    const char *u = uri ? uri : g_getenv("LIBVIRT_DEFAULT_URI");
-    virConnectPtr conn = virConnectOpen(u ? u : "qemu:///system");
-    if (!conn) {
-        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                    "cannot connect to libvirt: %s (is libvirtd running?)",
-                    virGetLastErrorMessage());
+    virConnectPtr conn = cairn_restore_connect(uri, error);
+    if (!conn)
         return FALSE;
-    }
     gboolean ok = FALSE;
     char *xml = NULL;
     xmlDocPtr doc = NULL;

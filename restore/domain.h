@@ -3,6 +3,7 @@
 
 #include <glib.h>
 #include <jansson.h>
+#include <libvirt/libvirt.h>
 
 #include "repo/snapshot.h"
 #include "restore/restore.h"
@@ -35,6 +36,17 @@ void cairn_restore_result_clear(CairnRestoreResult *r);
 char *cairn_domain_xml_rewrite(const char *xml, const char *name, gboolean keep_uuid,
                                gboolean keep_mac, GHashTable *files, const char *format,
                                GPtrArray *notes, GError **error);
+
+/* libvirt (uri NULL: $LIBVIRT_DEFAULT_URI, else qemu:///system); errors are
+ * reported through GError only */
+virConnectPtr cairn_restore_connect(const char *uri, GError **error);
+/* A domain 'name' may be defined: none exists, or force and it is shut off. */
+gboolean cairn_restore_check_name(virConnectPtr conn, const char *name, gboolean force,
+                                  GError **error);
+/* Define xml, replacing the definition of a shut-off domain of that name
+ * (checked with cairn_restore_check_name); xml_path is named in errors. */
+virDomainPtr cairn_restore_define(virConnectPtr conn, const char *name, const char *xml,
+                                  const char *xml_path, GPtrArray *notes, GError **error);
 
 gboolean cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap,
                               const CairnRestoreOptions *opts, CairnRestoreResult *ret,
