@@ -108,6 +108,7 @@ typedef struct {
     guint outstanding;
     gboolean snapshot_failed;
     GHashTable *failed;       /* object keys that did not arrive (char*) */
+    GHashTable *counted;      /* object keys already counted as present (char*) */
     CairnSyncStats *st;
     uint64_t done_bytes, total_bytes;
     const CairnSyncOptions *opts;
@@ -198,8 +199,11 @@ missing_objects(Sync *sy, CairnSnapshot *s, GHashTable *present, GArray *out,
         g_autofree char *okey = cairn_object_key(key);
         if (!g_hash_table_contains(present, okey))
             g_array_append_vals(out, key, 1);
-        else
+        else if (!g_hash_table_contains(sy->counted, okey)) {
+            /* each distinct object once, however many snapshots share it */
+            g_hash_table_add(sy->counted, g_steal_pointer(&okey));
             (*ret_present)++;
+        }
     }
     return TRUE;
 }
@@ -260,8 +264,10 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present, GEr
         g_autofree char *k = cairn_object_key(&g_array_index(missing, CairnId, i));
         /* only what arrived: a later snapshot sharing a failed object must
          * try it again, and stay unpublished if it fails again */
-        if (!g_hash_table_contains(sy->failed, k))
+        if (!g_hash_table_contains(sy->failed, k)) {
+            g_hash_table_add(sy->counted, g_strdup(k)); /* counted as sent */
             g_hash_table_add(present, g_steal_pointer(&k));
+        }
     }
     if (failed)
         return TRUE; /* reported in problems; this snapshot stays unpublished */
@@ -295,6 +301,7 @@ cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
     gint64 t0 = g_get_monotonic_time();
     Sync sy = { .src = src, .target = target, .st = st, .opts = opts };
     sy.failed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    sy.counted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_mutex_init(&sy.lock);
     g_cond_init(&sy.done_cond);
     g_mutex_init(&sy.bucket.lock);
@@ -327,6 +334,7 @@ out:
     g_cond_clear(&sy.done_cond);
     g_mutex_clear(&sy.bucket.lock);
     g_hash_table_unref(sy.failed);
+    g_hash_table_unref(sy.counted);
     st->seconds = (double) (g_get_monotonic_time() - t0) / 1e6;
     if (ok && st->problems->len) {
         g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT,
