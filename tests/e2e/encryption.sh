@@ -71,12 +71,15 @@ cairn --key-file "$KEY" verify --read-data >/dev/null || fail "verify --read-dat
 
 STATE=$(repo_state)
 check "without the key: a clear error mentioning --key-file"
-for cmd in "snapshots" "restore-disk secret@latest vda --to $WORKDIR/out.raw" "verify"; do
+for cmd in "snapshots" "restore-disk secret@latest vda --to $WORKDIR/out.raw" "verify secret@latest"; do
     # shellcheck disable=SC2086
     expect_fail "$WORKDIR/err" cairn $cmd
     assert_contains "$WORKDIR/err" "--key-file" "stderr of '$cmd' without a key"
 done
 [ ! -e "$WORKDIR/out.raw" ] || fail "restore without the key left an output file"
+check "verify of the whole repository without the key checks the stored checksums"
+cairn verify >"$WORKDIR/out" 2>"$WORKDIR/err" || fail "keyless verify of a healthy repository failed"
+assert_contains "$WORKDIR/out" "without the key" "keyless verify output"
 check "\$CAIRN_KEY_FILE works as well as --key-file"
 CAIRN_KEY_FILE=$KEY cairn snapshots >/dev/null || fail "snapshots with CAIRN_KEY_FILE"
 
