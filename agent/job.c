@@ -136,7 +136,7 @@ geometry_change(CairnJob *job)
         const CairnManifestDisk *pd = cairn_manifest_find_disk(p, t);
         const CairnDomainDisk *dd = cairn_domain_info_find_disk(job->info, t);
         if (!pd)
-            return g_strdup_printf("disk %s is new since the last snapshot", t);
+            return g_strdup_printf("disk %s was not in the last snapshot", t);
         if (pd->source && dd->source && strcmp(pd->source, dd->source) != 0)
             return g_strdup_printf("disk %s was replaced ('%s' instead of '%s')", t, dd->source,
                                    pd->source);
@@ -195,7 +195,7 @@ choose_mode(CairnJob *job)
     }
     g_autofree char *change = geometry_change(job);
     if (change) {
-        job->reason = g_strdup_printf("%s since the last snapshot", change);
+        job->reason = g_steal_pointer(&change);
         return;
     }
     if (!cairn_checkpoint_exists(job->dom, p->checkpoint)) {
@@ -360,6 +360,19 @@ cairn_job_end(CairnJob *job)
         return;
     gint64 t0 = g_get_monotonic_time();
     int rc = virDomainAbortJob(job->dom);
+    /* the abort only cancels the block jobs: libvirt tears the backup job
+     * down (and deletes the scratch files) a moment later; the next backup
+     * must not find it running */
+    for (int i = 0; rc == 0 && i < 1500; i++) {
+        virDomainJobInfo ji;
+        if (virDomainGetJobInfo(job->dom, &ji) < 0) {
+            virResetLastError();
+            break;
+        }
+        if (ji.type == VIR_DOMAIN_JOB_NONE)
+            break;
+        g_usleep(20 * 1000);
+    }
     job->result->libvirt_seconds += (double) (g_get_monotonic_time() - t0) / 1e6;
     if (rc < 0) {
         g_autoptr(GError) gerr = NULL;

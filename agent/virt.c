@@ -47,8 +47,8 @@ cairn_virt_connect(const char *uri, GError **error)
         if (down && error && *error) {
             char *old = (*error)->message;
             (*error)->message = g_strdup_printf("%s (is libvirtd running? start it with "
-                                                "'systemctl start libvirtd', and run cairn as "
-                                                "root)", old);
+                                                "'systemctl start libvirtd' (or 'libvirtd -d' "
+                                                "without systemd), and run cairn as root)", old);
             g_free(old);
         }
         return NULL;
