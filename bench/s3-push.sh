@@ -74,7 +74,7 @@ region = $AWS_DEFAULT_REGION
 CONF
 rbytes=$(du -sb "$W/repo" | cut -f1)
 t0=$(date +%s.%N)
-rclone --config "$W/rclone.conf" copy "$W/repo" ceph:bench-rclone/repo --transfers 8 2>"$W/rclone.err"
+env -u AWS_CA_BUNDLE rclone --config "$W/rclone.conf" copy "$W/repo" ceph:bench-rclone/repo --transfers 8 2>"$W/rclone.err" || { cat "$W/rclone.err" >&2; exit 1; }
 t1=$(date +%s.%N)
 awk -v a="$t0" -v b="$t1" -v by="$rbytes" 'BEGIN { s = b - a; m = by / 1048576;
     printf "rclone copy (repository dir, 8 transfers)|%.2f|%.0f|%.1f|-|-\n", s, m / s, m }' >>"$W/results"
