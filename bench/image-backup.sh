@@ -56,7 +56,10 @@ du_mib() { du -sm "$1" | cut -f1; }
 
 : >"$W/results"
 run "qemu-img convert (copy limit)" qemu-img convert -f qcow2 -O raw "$img" "$W/copy.raw"
-rm -f "$W/copy.raw"
+rm -f "$W/copy.raw"; sync
+# cairn's data is durable when it returns: the fair limit includes the flush
+run "qemu-img convert + sync (durable copy limit)" bash -c "qemu-img convert -f qcow2 -O raw '$img' '$W/copy.raw' && sync"
+rm -f "$W/copy.raw"; sync
 declare -A repo_mib
 for cs in $chunk_sizes; do
     r=$W/repo-$cs
@@ -80,7 +83,8 @@ restic init -q -r "$W/restic" >/dev/null
 run "restic backup (raw file)" restic -q -r "$W/restic" backup "$W/src.raw"
 repo_mib[restic]=$(du_mib "$W/restic")
 run "restic backup again (no change)" restic -q -r "$W/restic" backup "$W/src.raw"
-run "restic restore" restic -q -r "$W/restic" restore latest --target "$W/restic-out"
+sync
+run "restic restore + sync (durable)" bash -c "restic -q -r '$W/restic' restore latest --target '$W/restic-out' && sync"
 cmp "$W/src.raw" "$W/restic-out$W/src.raw"
 
 # ---- report
