@@ -46,6 +46,7 @@ cat "$img" >/dev/null   # warm the page cache for every tool alike
 # run LABEL CMD... : appends "label seconds rss_kib" to $W/results
 run() {
     local label=$1; shift
+    sync   # no dirty data of an earlier step is flushed on this one's time
     /usr/bin/time -f '%e %M' -o "$W/time" "$@" >"$W/out" 2>"$W/err" || {
         echo "bench: '$label' failed:" >&2; cat "$W/err" >&2; exit 1; }
     read -r secs rss <"$W/time"
