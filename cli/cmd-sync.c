@@ -126,8 +126,15 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
         return cairn_cli_fail(cli, gerr);
 
     guint64 req0 = requests_of(cairn_repo_backend(src)) + requests_of(cairn_repo_backend(dst));
+    CairnCliProgress progress;
+    cairn_cli_progress_init(&progress, cli, cli->command);
+    if (progress.active) {
+        o.progress = cairn_cli_progress_cb;
+        o.progress_data = &progress;
+    }
     CairnSyncStats st;
     gboolean ok = cairn_sync(src, cairn_repo_backend(dst), chosen, &o, &st, &gerr);
+    cairn_cli_progress_done(&progress);
     guint64 requests = requests_of(cairn_repo_backend(src)) +
                        requests_of(cairn_repo_backend(dst)) - req0;
     for (guint i = 0; i < st.problems->len; i++)

@@ -109,6 +109,7 @@ typedef struct {
     gboolean snapshot_failed;
     GHashTable *failed;       /* object keys that did not arrive (char*) */
     GHashTable *counted;      /* object keys already counted as present (char*) */
+    GHashTable *sizes;        /* source object key -> stored size, for progress */
     CairnSyncStats *st;
     uint64_t done_bytes, total_bytes;
     const CairnSyncOptions *opts;
@@ -247,6 +248,10 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present, GEr
     for (guint i = 0; i < missing->len; i++) {
         Task *t = g_new(Task, 1);
         t->id = g_array_index(missing, CairnId, i);
+        if (sy->sizes) {
+            g_autofree char *k = cairn_object_key(&t->id);
+            sy->total_bytes += GPOINTER_TO_SIZE(g_hash_table_lookup(sy->sizes, k));
+        }
         g_mutex_lock(&sy->lock);
         sy->outstanding++;
         g_mutex_unlock(&sy->lock);
@@ -310,6 +315,15 @@ cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
 
     gboolean ok = FALSE;
     GThreadPool *pool = NULL;
+    if (opts->progress) {
+        /* one listing of the source gives the sizes to show progress in bytes */
+        g_autoptr(GPtrArray) entries = cairn_backend_list(cairn_repo_backend(src), "objects/", NULL);
+        sy.sizes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+        for (guint i = 0; entries && i < entries->len; i++) {
+            CairnBackendEntry *e = entries->pdata[i];
+            g_hash_table_insert(sy.sizes, g_steal_pointer(&e->key), GSIZE_TO_POINTER(e->size));
+        }
+    }
     g_autoptr(GHashTable) present = key_set(target, "objects/", error);
     g_autoptr(GHashTable) refs = present ? key_set(target, "snapshots/", error) : NULL;
     if (!refs)
@@ -335,6 +349,8 @@ out:
     g_mutex_clear(&sy.bucket.lock);
     g_hash_table_unref(sy.failed);
     g_hash_table_unref(sy.counted);
+    if (sy.sizes)
+        g_hash_table_unref(sy.sizes);
     st->seconds = (double) (g_get_monotonic_time() - t0) / 1e6;
     if (ok && st->problems->len) {
         g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT,
