@@ -51,7 +51,8 @@ newest_first(gconstpointer a, gconstpointer b)
     const Item *x = a, *y = b;
     if (x->t != y->t)
         return x->t > y->t ? -1 : 1;
-    return x->idx < y->idx ? -1 : (x->idx > y->idx);
+    /* same second: the later in the input (oldest first) is the newer */
+    return x->idx > y->idx ? -1 : (x->idx < y->idx);
 }
 
 static void

@@ -14,7 +14,8 @@ typedef struct {
 
 gboolean cairn_keep_policy_is_empty(const CairnKeepPolicy *p);
 
-/* times[n] (any order). Returns n reasons: NULL = remove, else e.g.
+/* times[n] (any order; of equal times the later entry counts as newer, so
+ * pass them oldest first). Returns n reasons: NULL = remove, else e.g.
  * "last, daily" (free with g_strfreev-like loop: g_free each). */
 char **cairn_prune_select(const int64_t *times, size_t n, const CairnKeepPolicy *policy);
 
