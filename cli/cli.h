@@ -29,6 +29,10 @@ gboolean cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***
 CairnRepo *cairn_cli_open_repo(CairnCli *cli, GError **error);
 /* a configured remote (name) or URL, opened as a repository */
 CairnRepo *cairn_cli_open_remote_repo(CairnCli *cli, const char *remote, GError **error);
+/* Block SIGINT, SIGTERM and SIGHUP in this (still single) thread, so in every
+ * thread started later, and return a non-blocking signalfd for them (-1 and
+ * errno on failure). They are handled even when inherited as ignored. */
+int cairn_cli_signalfd(void);
 /* Print a JSON value on stdout, followed by a newline. */
 void cairn_cli_print_json(json_t *value);
 /* "1a2b3c4d5e6f" short id */

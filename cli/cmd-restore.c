@@ -3,10 +3,8 @@
 #include "config.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/signalfd.h>
 
 #include "cli/cli.h"
 #include "policies/remote.h"
@@ -69,7 +67,7 @@ instant_running(const char *name, double seconds, gpointer data)
  * its disks are copied while it runs */
 static int
 restore_instant(CairnCli *cli, CairnRepo *repo, CairnSnapshot *snap, const char *from,
-                const CairnRestoreOptions *base, gboolean json)
+                const CairnRestoreOptions *base, gboolean json, int sfd)
 {
     g_autoptr(GError) gerr = NULL;
     g_autofree char *location = NULL, *key_file = NULL;
@@ -78,16 +76,6 @@ restore_instant(CairnCli *cli, CairnRepo *repo, CairnSnapshot *snap, const char 
                                                                : g_canonicalize_filename(loc, NULL);
     if (cli->key_file)
         key_file = g_canonicalize_filename(cli->key_file, NULL);
-    /* ^C and kill: stop waiting, but leave the running domain its servers */
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigaddset(&mask, SIGHUP);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    cairn_autofd sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (sfd < 0)
-        return cairn_cli_failf(cli, "cannot watch signals: %s", g_strerror(errno));
     InstantUi ui = { .json = json };
     cairn_cli_progress_init(&ui.progress, cli, "pull");
     CairnInstantOptions o = { .base = *base, .repo_arg = location, .key_file = key_file,
@@ -159,8 +147,14 @@ cairn_cmd_restore(CairnCli *cli, int argc, char **argv)
         return cairn_cli_failf(cli, "--no-cache goes with --from REMOTE");
     if (instant && format_s && strcmp(format_s, "qcow2") != 0)
         return cairn_cli_failf(cli, "--instant restores to qcow2 overlays: leave out --format");
-    if (instant) /* served straight from the remote: nothing to copy first */
-        no_cache = TRUE;
+    cairn_autofd sfd = -1;
+    if (instant) {
+        no_cache = TRUE; /* served straight from the remote: nothing to copy first */
+        /* ^C and kill stop the waiting, but leave the running domain its
+         * servers: blocked before any thread starts, read from a signalfd */
+        if ((sfd = cairn_cli_signalfd()) < 0)
+            return cairn_cli_failf(cli, "cannot watch signals: %s", g_strerror(errno));
+    }
     CairnRestoreOptions o = { .uri = uri, .name = name, .dir = dir, .disks = disks,
                               .keep_uuid = keep_uuid, .keep_mac = keep_mac,
                               .define = define || start, .start = start, .force = force,
@@ -191,7 +185,7 @@ cairn_cmd_restore(CairnCli *cli, int argc, char **argv)
     if (!lock)
         return cairn_cli_fail(cli, gerr);
     if (instant)
-        return restore_instant(cli, repo, snap, from, &o, json);
+        return restore_instant(cli, repo, snap, from, &o, json, sfd);
     CairnRestoreResult r;
     gboolean ok = cairn_restore_domain(repo, snap, &o, &r, &gerr);
     for (guint i = 0; i < r.notes->len; i++)
