@@ -1,9 +1,11 @@
 /* common.c - helpers shared by the subcommands. */
 #include "config.h"
 
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -63,6 +65,23 @@ cairn_cli_open_remote_repo(CairnCli *cli, const char *remote, GError **error)
     if (!b)
         return NULL;
     return cairn_repo_open_backend(b, cli->key_file, error);
+}
+
+int
+cairn_cli_signalfd(void)
+{
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP);
+    if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0)
+        return -1;
+    /* a shell starts background jobs with SIGINT ignored: we handle it */
+    signal(SIGINT, SIG_DFL);
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    return signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
 }
 
 void
