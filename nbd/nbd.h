@@ -105,3 +105,13 @@ void cairn_nbd_set_error(GError **error, CairnNbdError code, const char *format,
 char *cairn_image_path_arg(const char *path);
 /* a qemu tool's stderr on one line, without "TOOL: " prefixes */
 char *cairn_tool_message(const char *tool, const char *text);
+
+/* The command prefix that runs a helper (qemu-nbd) so that it dies with this
+ * process: setpriv sets a parent-death signal, then a shell checks that the
+ * parent is still this process (closing the window in which it could have
+ * died before the signal was armed) and execs the helper in place (the pid
+ * stays, as socket activation needs). Returns a NULL-terminated prefix of
+ * CAIRN_PDEATH_ARGC strings to put before the helper's own argv; free with
+ * g_strfreev. */
+#define CAIRN_PDEATH_ARGC 6
+char **cairn_pdeath_prefix(void);

@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdarg.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "nbd/nbd.h"
 
@@ -104,6 +105,19 @@ source_finish(CairnNbdSource *src, GError **error)
     return TRUE;
 }
 
+char **
+cairn_pdeath_prefix(void)
+{
+    char **v = g_new0(char *, CAIRN_PDEATH_ARGC + 1);
+    v[0] = g_strdup(CAIRN_SETPRIV);
+    v[1] = g_strdup("--pdeathsig");
+    v[2] = g_strdup("TERM");
+    v[3] = g_strdup("/bin/sh");
+    v[4] = g_strdup("-c");
+    v[5] = g_strdup_printf("[ \"$PPID\" = %d ] && exec \"$0\" \"$@\"", (int) getpid());
+    return v;
+}
+
 CairnNbdSource *
 cairn_nbd_source_open_image(const char *path, const char *format, GError **error)
 {
@@ -144,7 +158,8 @@ cairn_nbd_source_open_image_bitmap(const char *path, const char *format, const c
      * measured no faster here */
     /* setpriv execs qemu-nbd in place (socket activation needs the pid to
      * stay) with a parent-death signal: a killed cairn takes it along */
-    char *argv[] = { (char *) CAIRN_SETPRIV, (char *) "--pdeathsig", (char *) "TERM",
+    g_auto(GStrv) pd = cairn_pdeath_prefix();
+    char *argv[] = { pd[0], pd[1], pd[2], pd[3], pd[4], pd[5],
                      (char *) CAIRN_QEMU_NBD, (char *) "--read-only", (char *) SOURCE_SHARED,
                      fmt_arg, (char *) "--cache=writeback", (char *) "--aio=threads",
                      bitmap_arg ? bitmap_arg : file_arg, bitmap_arg ? file_arg : NULL, NULL };

@@ -500,7 +500,8 @@ open_qcow2(const char *tmp, uint64_t virtual_size, GError **error)
 
     g_autoptr(CairnNbdHandle) h = nbd_create();
     /* parent-death signal: a killed cairn takes qemu-nbd along (see nbd/source.c) */
-    char *argv[] = { (char *) CAIRN_SETPRIV, (char *) "--pdeathsig", (char *) "TERM",
+    g_auto(GStrv) pd = cairn_pdeath_prefix();
+    char *argv[] = { pd[0], pd[1], pd[2], pd[3], pd[4], pd[5],
                      (char *) CAIRN_QEMU_NBD, (char *) "--format=qcow2",
                      (char *) "--cache=writeback", (char *) "--aio=threads",
                      (char *) "--detect-zeroes=off", arg, NULL };
