@@ -38,6 +38,9 @@ void cairn_cli_print_json(json_t *value);
 /* "1a2b3c4d5e6f" short id */
 char *cairn_cli_short_id(const CairnId *id);
 json_t *cairn_cli_snapshot_json(CairnSnapshot *s);
+/* The disk TARGET of a snapshot; NULL after reporting the disks it has. */
+const CairnManifestDisk *cairn_cli_find_disk(CairnCli *cli, CairnSnapshot *s, const char *spec,
+                                             const char *target);
 /* terminal progress on stderr (no-op when stderr is no tty or --quiet) */
 typedef struct {
     CairnCli *cli;

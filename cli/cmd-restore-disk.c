@@ -45,15 +45,9 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(repo, argv[1], &gerr);
     if (!s)
         return cairn_cli_fail(cli, gerr);
-    const CairnManifestDisk *disk = cairn_manifest_find_disk(s->manifest, argv[2]);
-    if (!disk) {
-        g_autoptr(GString) have = g_string_new(NULL);
-        for (guint i = 0; i < s->manifest->disks->len; i++)
-            g_string_append_printf(have, "%s%s", i ? ", " : "",
-                                   ((CairnManifestDisk *) s->manifest->disks->pdata[i])->target);
-        return cairn_cli_failf(cli, "snapshot '%s' has no disk '%s' (it has: %s)", argv[1],
-                               argv[2], have->str);
-    }
+    const CairnManifestDisk *disk = cairn_cli_find_disk(cli, s, argv[1], argv[2]);
+    if (!disk)
+        return 1;
     CairnDiskFormat fmt = CAIRN_DISK_FORMAT_QCOW2;
     if (format_s) {
         if (!cairn_disk_format_parse(format_s, &fmt, &gerr))

@@ -74,15 +74,9 @@ cairn_cmd_serve(CairnCli *cli, int argc, char **argv)
     g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(repo, argv[1], &gerr);
     if (!s)
         return cairn_cli_fail(cli, gerr);
-    const CairnManifestDisk *disk = cairn_manifest_find_disk(s->manifest, argv[2]);
-    if (!disk) {
-        g_autoptr(GString) have = g_string_new(NULL);
-        for (guint i = 0; i < s->manifest->disks->len; i++)
-            g_string_append_printf(have, "%s%s", i ? ", " : "",
-                                   ((CairnManifestDisk *) s->manifest->disks->pdata[i])->target);
-        return cairn_cli_failf(cli, "snapshot '%s' has no disk '%s' (it has: %s)", argv[1],
-                               argv[2], have->str);
-    }
+    const CairnManifestDisk *disk = cairn_cli_find_disk(cli, s, argv[1], argv[2]);
+    if (!disk)
+        return 1;
     char hex[CAIRN_ID_HEX_LEN + 1];
     cairn_id_to_hex(&s->id, hex);
     if (!socket_path && !port) {

@@ -145,3 +145,17 @@ cairn_cli_progress_done(CairnCliProgress *p)
     if (p->active && p->last_us)
         fprintf(stderr, "\r\033[K");
 }
+
+const CairnManifestDisk *
+cairn_cli_find_disk(CairnCli *cli, CairnSnapshot *s, const char *spec, const char *target)
+{
+    const CairnManifestDisk *disk = cairn_manifest_find_disk(s->manifest, target);
+    if (disk)
+        return disk;
+    g_autoptr(GString) have = g_string_new(NULL);
+    for (guint i = 0; i < s->manifest->disks->len; i++)
+        g_string_append_printf(have, "%s%s", i ? ", " : "",
+                               ((CairnManifestDisk *) s->manifest->disks->pdata[i])->target);
+    cairn_cli_failf(cli, "snapshot '%s' has no disk '%s' (it has: %s)", spec, target, have->str);
+    return NULL;
+}
