@@ -16,7 +16,7 @@
 typedef struct CairnCalendar CairnCalendar;
 
 /* NULL and a message naming the bad part of 'text' on error
- * (CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_INVALID). */
+ * (CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE). */
 CairnCalendar *cairn_calendar_parse(const char *text, GError **error);
 void cairn_calendar_free(CairnCalendar *cal);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CairnCalendar, cairn_calendar_free)
