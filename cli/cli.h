@@ -66,3 +66,4 @@ int cairn_cmd_restore(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_serve(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_pull(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_remote(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_policy(CairnCli *cli, int argc, char **argv);
