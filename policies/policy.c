@@ -579,9 +579,12 @@ cairn_policy_load(const char *path, GError **error)
     else if (!valid_name(p->name))
         problem(&l, 1, "'%s' is no valid policy name: name the file with letters, digits, "
                 "'-', '_' and '.' (NAME.conf)", p->name);
-    if (!problems->len && scan(&l, text)) {
+    /* a byte order mark (editors on other systems write one) is no text */
+    const char *body = g_str_has_prefix(text, "\xEF\xBB\xBF") ? text + 3 : text;
+    if (!problems->len && scan(&l, body)) {
         g_autoptr(GKeyFile) kf = g_key_file_new();
-        if (g_key_file_load_from_data(kf, text, len, G_KEY_FILE_NONE, &gerr))
+        if (g_key_file_load_from_data(kf, body, len - (gsize) (body - text), G_KEY_FILE_NONE,
+                                      &gerr))
             parse(&l, kf, p);
         else
             problem(&l, 1, "%s", gerr->message);

@@ -283,7 +283,7 @@ test_variants(void **state)
     assert_int_equal(p2->window_start, 9 * 60);
     assert_int_equal(p2->window_end, 17 * 60 + 30);
     assert_int_equal(p2->verify_read_data, 0);
-    g_autoptr(CairnPolicy) p3 = load_ok(f, "[policy]\ndomains=*\nschedule=hourly\n"
+    g_autoptr(CairnPolicy) p3 = load_ok(f, "\xEF\xBB\xBF[policy]\ndomains=*\nschedule=hourly\n"
                                            "window = 0:00 - 24:00\n");
     assert_int_equal(p3->window_start, 0);
     assert_int_equal(p3->window_end, 24 * 60);
