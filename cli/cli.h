@@ -47,6 +47,7 @@ typedef struct {
     const char *label;
     gint64 start_us, last_us;
     gboolean active;
+    int fd; /* $CAIRN_PROGRESS_FD (JSON lines for cairnd), -1 = none */
 } CairnCliProgress;
 void cairn_cli_progress_init(CairnCliProgress *p, CairnCli *cli, const char *label);
 void cairn_cli_progress_cb(uint64_t done, uint64_t total, gpointer user_data);
@@ -66,3 +67,7 @@ int cairn_cmd_restore(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_serve(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_pull(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_remote(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_status(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_jobs(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_run(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_cancel(CairnCli *cli, int argc, char **argv);

@@ -1,6 +1,7 @@
 /* common.c - helpers shared by the subcommands. */
 #include "config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -117,18 +118,40 @@ cairn_cli_progress_init(CairnCliProgress *p, CairnCli *cli, const char *label)
     p->label = label;
     p->start_us = g_get_monotonic_time();
     p->active = !cli->quiet && isatty(STDERR_FILENO);
+    /* cairnd runs commands with $CAIRN_PROGRESS_FD: one JSON line per update */
+    const char *fd = g_getenv("CAIRN_PROGRESS_FD");
+    p->fd = fd && *fd ? (int) g_ascii_strtoll(fd, NULL, 10) : -1;
+    if (p->fd <= STDERR_FILENO || fcntl(p->fd, F_GETFD) < 0)
+        p->fd = -1;
+}
+
+static void
+progress_line(CairnCliProgress *p, uint64_t done, uint64_t total)
+{
+    g_autoptr(CairnJson) o = json_pack("{s:s, s:I, s:I}", "label", p->label ? p->label : "",
+                                    "done", (json_int_t) done, "total", (json_int_t) total);
+    g_autofree char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (!text)
+        return;
+    g_autofree char *line = g_strconcat(text, "\n", NULL);
+    if (write(p->fd, line, strlen(line)) < 0)
+        p->fd = -1; /* the reader went away: no more updates */
 }
 
 void
 cairn_cli_progress_cb(uint64_t done, uint64_t total, gpointer user_data)
 {
     CairnCliProgress *p = user_data;
-    if (!p->active)
+    if (!p->active && p->fd < 0)
         return;
     gint64 now = g_get_monotonic_time();
-    if (now - p->last_us < 200000 && done < total)
+    if (now - p->last_us < (p->active ? 200000 : 500000) && done < total)
         return;
     p->last_us = now;
+    if (p->fd >= 0)
+        progress_line(p, done, total);
+    if (!p->active)
+        return;
     double secs = (double) (now - p->start_us) / 1e6;
     double rate = secs > 0 ? (double) done / secs : 0;
     g_autofree char *d = cairn_format_size(done);
