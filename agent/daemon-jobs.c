@@ -522,6 +522,17 @@ log_stderr(CairnDaemonJob *job, const char *text)
 }
 
 static void
+killed_backup_cleaned(GObject *source, GAsyncResult *res, gpointer data)
+{
+    CairnDaemonJob *job = data;
+    g_autofree char *outcome = cairn_daemon_end_libvirt_job_finish(res);
+    g_autofree char *why = g_strdup_printf("%s; %s", job->error, outcome);
+    (void) source;
+    finish_job(job, job->timed_out ? JOB_FAILED : job->cancel_requested ? JOB_CANCELLED
+                                                                         : JOB_FAILED, why);
+}
+
+static void
 step_done(GObject *source, GAsyncResult *res, gpointer data)
 {
     CairnDaemonJob *job = data;
@@ -552,6 +563,14 @@ step_done(GObject *source, GAsyncResult *res, gpointer data)
                               json_string_value(json_object_get(job->result, "timeout")));
     }
 
+    if (step->type == STEP_BACKUP && !exited) {
+        /* killed (SIGKILL after the grace, or from outside): its error path
+         * did not run, so end the libvirt job it may have left */
+        g_free(job->error);
+        job->error = g_steal_pointer(&why);
+        cairn_daemon_end_libvirt_job(d, job->domain, killed_backup_cleaned, job);
+        return;
+    }
     if (why && (job->cancel_requested || job->timed_out)) {
         finish_job(job, job->timed_out ? JOB_FAILED : JOB_CANCELLED,
                    job->timed_out ? why : json_string_value(json_object_get(job->result,

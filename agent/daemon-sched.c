@@ -371,6 +371,79 @@ start_poll(CairnDaemon *d, GPtrArray *dirty_wanted)
     g_task_run_in_thread(task, poll_thread);
 }
 
+/* ---- after a killed backup: end the libvirt job it left behind */
+
+typedef struct {
+    char *uri, *domain;
+    char *outcome; /* what was done, for the job's error */
+} EndJob;
+
+static void
+end_job_free(gpointer p)
+{
+    EndJob *e = p;
+    g_free(e->uri);
+    g_free(e->domain);
+    g_free(e->outcome);
+    g_free(e);
+}
+
+static void
+end_job_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancel)
+{
+    EndJob *e = data;
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(virConnect) conn = cairn_virt_connect(e->uri, &gerr);
+    g_autoptr(virDomain) dom = conn ? cairn_virt_lookup(conn, e->domain, &gerr) : NULL;
+    if (!dom) {
+        e->outcome = g_strdup_printf("cannot check for a libvirt job left running: %s",
+                                     gerr->message);
+        g_task_return_boolean(task, FALSE);
+        return;
+    }
+    virTypedParameterPtr params = NULL;
+    int nparams = 0, type = VIR_DOMAIN_JOB_NONE;
+    if (virDomainGetJobStats(dom, &type, &params, &nparams, 0) < 0) {
+        e->outcome = g_strdup_printf("cannot read the domain's job: %s",
+                                     virGetLastErrorMessage());
+        g_task_return_boolean(task, FALSE);
+        return;
+    }
+    int op = 0;
+    virTypedParamsGetInt(params, nparams, VIR_DOMAIN_JOB_OPERATION, &op);
+    virTypedParamsFree(params, nparams);
+    if (type == VIR_DOMAIN_JOB_NONE || op != VIR_DOMAIN_JOB_OPERATION_BACKUP) {
+        e->outcome = g_strdup("no libvirt backup job was left running");
+    } else if (virDomainAbortJob(dom) < 0) {
+        e->outcome = g_strdup_printf("the libvirt backup job it left could not be ended: %s "
+                                     "(the next backup ends it)", virGetLastErrorMessage());
+    } else {
+        e->outcome = g_strdup("the libvirt backup job it left was ended");
+    }
+    (void) source;
+    (void) cancel;
+    g_task_return_boolean(task, TRUE);
+}
+
+char *
+cairn_daemon_end_libvirt_job_finish(GAsyncResult *res)
+{
+    EndJob *e = g_task_get_task_data(G_TASK(res));
+    return g_strdup(e->outcome);
+}
+
+void
+cairn_daemon_end_libvirt_job(CairnDaemon *d, const char *domain, GAsyncReadyCallback cb,
+                             gpointer data)
+{
+    EndJob *e = g_new0(EndJob, 1);
+    e->uri = g_strdup(d->cfg.uri);
+    e->domain = g_strdup(domain);
+    g_autoptr(GTask) task = g_task_new(NULL, NULL, cb, data);
+    g_task_set_task_data(task, e, end_job_free);
+    g_task_run_in_thread(task, end_job_thread);
+}
+
 /* ---- the tick */
 
 static gboolean

@@ -119,6 +119,11 @@ void cairn_daemon_schedule_tick(CairnDaemon *d);
 /* schedule the next tick at least this soon (seconds) */
 void cairn_daemon_wake(CairnDaemon *d, double seconds);
 json_t *cairn_daemon_policies_json(CairnDaemon *d);
+/* After a backup was killed: abort the libvirt backup job it left running
+ * (in a thread); the finish gives one line saying what was done. */
+void cairn_daemon_end_libvirt_job(CairnDaemon *d, const char *domain, GAsyncReadyCallback cb,
+                                  gpointer data);
+char *cairn_daemon_end_libvirt_job_finish(GAsyncResult *res);
 
 /* daemon-jobs.c */
 CairnDaemonJob *cairn_daemon_queue(CairnDaemon *d, CairnJobKind kind, const char *policy,

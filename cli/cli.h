@@ -71,3 +71,4 @@ int cairn_cmd_status(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_jobs(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_run(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_cancel(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_policy(CairnCli *cli, int argc, char **argv);

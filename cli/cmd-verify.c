@@ -1,4 +1,4 @@
-/* cmd-verify.c - `cairn verify [SNAPSHOT...] [--read-data] [--json]` */
+/* cmd-verify.c - `cairn verify [SNAPSHOT...] [--read-data|--read-data-subset N%] [--json]` */
 #include "config.h"
 
 #include <stdio.h>
@@ -54,9 +54,12 @@ int
 cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
 {
     gboolean json = FALSE, read_data = FALSE;
+    g_autofree char *subset = NULL;
     GOptionEntry entries[] = {
         { "read-data", 0, 0, G_OPTION_ARG_NONE, &read_data,
           "read and re-hash every referenced chunk", NULL },
+        { "read-data-subset", 0, 0, G_OPTION_ARG_STRING, &subset,
+          "read and re-hash a random sample of this share of the chunks", "PERCENT" },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print the report as JSON", NULL },
         { NULL }
     };
@@ -64,8 +67,14 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
-
     g_autoptr(GError) gerr = NULL;
+    double percent = read_data ? 100.0 : 0.0;
+    if (subset && read_data)
+        return cairn_cli_failf(cli, "give --read-data (every chunk) or --read-data-subset "
+                               "(a share), not both");
+    if (subset && !cairn_parse_percent(subset, &percent, &gerr))
+        return cairn_cli_failf(cli, "--read-data-subset: %s", gerr->message);
+
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo && g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY) && argc == 1)
         return verify_without_key(cli, json);
@@ -87,25 +96,32 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
     }
     gint64 t0 = g_get_monotonic_time();
     CairnVerifyReport r;
-    if (!cairn_verify(repo, selected, read_data, &r, &gerr))
+    if (!cairn_verify_sample(repo, selected, percent, &r, &gerr))
         return cairn_cli_fail(cli, gerr);
     double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
     if (json) {
         g_autoptr(CairnJson) probs = json_array();
         for (guint i = 0; i < r.problems->len; i++)
             json_array_append_new(probs, json_string(r.problems->pdata[i]));
-        g_autoptr(CairnJson) o = json_pack("{s:b, s:b, s:i, s:I, s:I, s:I, s:O, s:f}", "ok",
-                                           r.problems->len == 0, "read_data", read_data,
+        g_autoptr(CairnJson) o = json_pack("{s:b, s:b, s:f, s:i, s:I, s:I, s:I, s:I, s:O, s:f}",
+                                           "ok", r.problems->len == 0, "read_data",
+                                           percent >= 100.0, "read_data_percent", percent,
                                            "snapshots", (int) r.snapshots, "indexes",
                                            (json_int_t) r.indexes, "chunks", (json_int_t) r.chunks,
+                                           "chunks_read", (json_int_t) r.chunks_read,
                                            "objects_read", (json_int_t) r.objects_read,
                                            "problems", probs, "duration_seconds", secs);
         cairn_cli_print_json(o);
     } else {
+        g_autofree char *how = percent >= 100.0 ? g_strdup("data read and re-hashed")
+                               : percent > 0.0
+                                   ? g_strdup_printf("a sample of %g%%: %" G_GUINT64_FORMAT
+                                                     " chunks read and re-hashed", percent,
+                                                     r.chunks_read)
+                                   : g_strdup("structure only");
         printf("verified %u snapshot%s, %" G_GUINT64_FORMAT " disk indexes, %" G_GUINT64_FORMAT
                " chunks (%s): %u problem%s\n", r.snapshots, r.snapshots == 1 ? "" : "s",
-               r.indexes, r.chunks, read_data ? "data read and re-hashed" : "structure only",
-               r.problems->len, r.problems->len == 1 ? "" : "s");
+               r.indexes, r.chunks, how, r.problems->len, r.problems->len == 1 ? "" : "s");
     }
     for (guint i = 0; i < r.problems->len; i++)
         fprintf(stderr, "cairn verify: %s\n", (char *) r.problems->pdata[i]);

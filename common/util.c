@@ -89,6 +89,33 @@ cairn_parse_duration(const char *text, int64_t *ret_seconds, GError **error)
 }
 
 gboolean
+cairn_parse_percent(const char *text, double *ret_percent, GError **error)
+{
+    size_t len = strlen(text), dots = 0;
+    gboolean ok = len >= 2 && text[len - 1] == '%' && g_ascii_isdigit(text[0]) &&
+                  g_ascii_isdigit(text[len - 2]);
+    for (size_t i = 0; ok && i + 1 < len; i++) {
+        if (text[i] == '.')
+            dots++;
+        else if (!g_ascii_isdigit(text[i]))
+            ok = FALSE;
+    }
+    if (!ok || dots > 1) {
+        g_set_error(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE,
+                    "invalid percentage '%s': expected e.g. 10%% or 2.5%%", text);
+        return FALSE;
+    }
+    double v = g_ascii_strtod(text, NULL);
+    if (v > 100.0) {
+        g_set_error(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE,
+                    "invalid percentage '%s': at most 100%%", text);
+        return FALSE;
+    }
+    *ret_percent = v;
+    return TRUE;
+}
+
+gboolean
 cairn_parse_time(const char *text, int64_t *ret_unix, GError **error)
 {
     int32_t usec;

@@ -19,6 +19,8 @@ typedef enum {
 gboolean cairn_parse_size(const char *text, uint64_t *ret_bytes, GError **error);
 /* "0", "30s", "15m", "1h", "7d" -> seconds */
 gboolean cairn_parse_duration(const char *text, int64_t *ret_seconds, GError **error);
+/* "10%", "2.5%", "100%" -> 0..100 (the % sign is required) */
+gboolean cairn_parse_percent(const char *text, double *ret_percent, GError **error);
 /* "2026-11-20T02:00[:SS][Z]" or "2026-11-20" (local time unless Z) -> unix seconds */
 gboolean cairn_parse_time(const char *text, int64_t *ret_unix, GError **error);
 /* same, also accepting a fraction "…:02.123456Z" */

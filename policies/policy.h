@@ -28,6 +28,9 @@
  *   [gc]
  *   schedule = Sun 05:00
  *   grace = 1h
+ *
+ * Lists are separated by ';'. A '#' at the start of a value or after white
+ * space starts a comment; an empty value is the same as no value.
  */
 #pragma once
 
@@ -61,14 +64,32 @@ typedef struct {
     int verify_read_data;          /* percent of chunks read, 0..100; -1 = structure only */
     GPtrArray *gc_schedules;       /* CairnCalendar*, empty = never */
     int64_t gc_grace;              /* seconds */
+    GHashTable *lines;             /* "group" or "group/key" -> line (GINT_TO_POINTER) */
 } CairnPolicy;
 
 void cairn_policy_free(CairnPolicy *p);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CairnPolicy, cairn_policy_free)
 
 /* One file. Every error message starts with "FILE:LINE: " (unknown keys get
- * a did-you-mean). Remote names are checked against remotes.d. */
+ * a did-you-mean). Remote names are checked against remotes.d. All the
+ * problems of a file are reported at once: one per line of the message
+ * (CAIRN_POLICY_ERROR_INVALID; _NOT_FOUND when the file cannot be read).
+ * The string lists of the struct are never NULL (empty instead). */
 CairnPolicy *cairn_policy_load(const char *path, GError **error);
+
+/* By name: policies.d/NAME.conf; an unknown name gets a did-you-mean. */
+CairnPolicy *cairn_policy_lookup(const char *name, GError **error);
+
+/* $CAIRN_CONFIG_DIR/policies.d */
+char *cairn_policy_dir(void);
+
+/* Paths of every *.conf in policies.d, sorted by name; empty when the
+ * directory does not exist, NULL when it cannot be read. */
+GPtrArray *cairn_policy_list_files(GError **error);
+
+/* The line of a key (key NULL: of the group header) in the policy's file,
+ * else of its group, else 1: for messages about a loaded policy. */
+int cairn_policy_line(const CairnPolicy *p, const char *group, const char *key);
 
 /* Every *.conf of $CAIRN_CONFIG_DIR/policies.d (sorted by name). Files that
  * fail are reported in ret_errors (one GError per file) and left out. */

@@ -87,6 +87,49 @@ gboolean
 cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
              CairnVerifyReport *r, GError **error)
 {
+    return cairn_verify_sample(repo, snapshots, read_data ? 100.0 : 0.0, r, error);
+}
+
+/* how many of n chunks read_percent is (rounded up: a sample is never empty) */
+static guint
+sample_size(guint n, double read_percent)
+{
+    if (read_percent >= 100.0)
+        return n;
+    double x = (double) n * read_percent / 100.0;
+    guint k = (guint) x;
+    return (double) k < x ? k + 1 : k;
+}
+
+/* Read k of the chunks, picked at random (the first k of a partial
+ * Fisher-Yates shuffle), in parallel. */
+static void
+read_chunks(ReadCtx *ctx, GHashTable *chunks, guint k)
+{
+    g_autoptr(GPtrArray) ids = g_ptr_array_sized_new(g_hash_table_size(chunks));
+    GHashTableIter it;
+    gpointer key;
+    g_hash_table_iter_init(&it, chunks);
+    while (g_hash_table_iter_next(&it, &key, NULL))
+        g_ptr_array_add(ids, key);
+    for (guint i = 0; i < k && k < ids->len; i++) {
+        guint j = (guint) g_random_int_range((gint32) i, (gint32) ids->len);
+        gpointer t = ids->pdata[i];
+        ids->pdata[i] = ids->pdata[j];
+        ids->pdata[j] = t;
+    }
+    GThreadPool *pool = g_thread_pool_new(read_one, ctx, (gint) g_get_num_processors() + 1,
+                                          FALSE, NULL);
+    for (guint i = 0; i < k && i < ids->len; i++)
+        g_thread_pool_push(pool, ids->pdata[i], NULL);
+    g_thread_pool_free(pool, FALSE, TRUE);
+}
+
+gboolean
+cairn_verify_sample(CairnRepo *repo, GPtrArray *snapshots, double read_percent,
+                    CairnVerifyReport *r, GError **error)
+{
+    gboolean read_all = read_percent >= 100.0;
     memset(r, 0, sizeof *r);
     r->problems = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GPtrArray) all = NULL;
@@ -97,7 +140,7 @@ cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
         snapshots = all;
     }
     g_autoptr(GHashTable) present = NULL;
-    if (!read_data && !(present = cairn_repo_list_objects(repo, NULL, error)))
+    if (!read_all && !(present = cairn_repo_list_objects(repo, NULL, error)))
         return FALSE;
 
     g_autoptr(GArray) loaded = g_array_new(FALSE, FALSE, sizeof(LoadedIndex));
@@ -153,17 +196,15 @@ cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
     ctx.bad = g_hash_table_new_full(cairn_id_hash, cairn_id_equal_func, g_free, g_free);
     GHashTableIter it;
     gpointer key;
-    g_hash_table_iter_init(&it, chunks);
-    if (read_data) {
-        GThreadPool *pool = g_thread_pool_new(read_one, &ctx, (gint) g_get_num_processors() + 1,
-                                              FALSE, NULL);
-        while (g_hash_table_iter_next(&it, &key, NULL))
-            g_thread_pool_push(pool, key, NULL);
-        g_thread_pool_free(pool, FALSE, TRUE);
+    if (read_percent > 0) {
+        read_chunks(&ctx, chunks, sample_size(r->chunks, read_percent));
         r->objects_read += ctx.read;
-    } else {
+        r->chunks_read = ctx.read;
+    }
+    if (!read_all) {
+        g_hash_table_iter_init(&it, chunks);
         while (g_hash_table_iter_next(&it, &key, NULL)) {
-            if (!g_hash_table_contains(present, key)) {
+            if (!g_hash_table_contains(present, key) && !g_hash_table_contains(ctx.bad, key)) {
                 char hex[CAIRN_ID_HEX_LEN + 1];
                 g_hash_table_insert(ctx.bad, g_memdup2(key, sizeof(CairnId)),
                                     g_strdup_printf("object %s is missing",

@@ -529,6 +529,65 @@ test_verify(void **state)
     cairn_verify_report_clear(&rep);
 }
 
+/* verify --read-data-subset: the share read rounds up, each run draws its
+ * own sample, and presence is still checked for every chunk */
+static void
+test_verify_sample(void **state)
+{
+    Fx *f = *state;
+    init_repo(f, NULL);
+    g_autoptr(CairnRepo) r = open_repo(f, NULL);
+    uint32_t t[20];
+    CairnId s, c[20];
+    for (uint32_t i = 0; i < 20; i++)
+        t[i] = i + 1;
+    publish(r, "web01", T0, 0, t, 20, &s, c);
+    CairnVerifyReport rep;
+    g_autoptr(GError) error = NULL;
+    static const struct { double pct; guint64 want; } shares[] = {
+        { 0, 0 }, { 0.1, 1 }, { 1, 1 }, { 10, 2 }, { 12.5, 3 }, { 50, 10 }, { 99.9, 20 },
+        { 100, 20 },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(shares); i++) {
+        assert_true(cairn_verify_sample(r, NULL, shares[i].pct, &rep, &error));
+        if (rep.chunks_read != shares[i].want)
+            fail_msg("%g%% of 20 chunks: read %" G_GUINT64_FORMAT ", want %" G_GUINT64_FORMAT,
+                     shares[i].pct, rep.chunks_read, shares[i].want);
+        assert_int_equal(rep.chunks, 20);
+        assert_int_equal(rep.problems->len, 0);
+        cairn_verify_report_clear(&rep);
+    }
+    assert_true(cairn_verify(r, NULL, TRUE, &rep, &error));
+    assert_int_equal(rep.chunks_read, 20);
+    cairn_verify_report_clear(&rep);
+
+    char hc[CAIRN_ID_HEX_LEN + 1];
+    damage(f, &c[7], 40);
+    assert_true(cairn_verify_sample(r, NULL, 100, &rep, &error));
+    assert_int_equal(rep.problems->len, 1);
+    assert_true(problems_mention(&rep, cairn_id_to_hex(&c[7], hc), "corrupt", "web01"));
+    cairn_verify_report_clear(&rep);
+    /* a 10% sample (2 of 20) finds it in some runs and not in others: the
+     * chance to see only one outcome in 400 runs is below 1e-18 */
+    guint found = 0, runs = 400;
+    for (guint i = 0; i < runs; i++) {
+        assert_true(cairn_verify_sample(r, NULL, 10, &rep, &error));
+        assert_int_equal(rep.chunks_read, 2);
+        found += rep.problems->len;
+        cairn_verify_report_clear(&rep);
+    }
+    if (found == 0 || found == runs)
+        fail_msg("the corrupt chunk was found in %u of %u samples of 10%%", found, runs);
+
+    /* a missing chunk is found by any share: every chunk's presence is listed */
+    g_autofree char *k = cairn_object_key(&c[3]);
+    assert_true(cairn_backend_remove(f->mem, k, &error));
+    assert_true(cairn_verify_sample(r, NULL, 1, &rep, &error));
+    assert_true(problems_mention(&rep, cairn_id_to_hex(&c[3], hc), "missing", "web01"));
+    assert_true(rep.problems->len == 1 || rep.problems->len == 2); /* + c[7] if drawn */
+    cairn_verify_report_clear(&rep);
+}
+
 static void
 test_gc(void **state)
 {
@@ -667,6 +726,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_snapshots_resolve, setup, teardown),
         cmocka_unit_test(test_resolve_ambiguous),
         cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_sample, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
         cmocka_unit_test_setup_teardown(test_locks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_stale_locks, setup, teardown),

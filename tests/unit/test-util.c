@@ -187,6 +187,34 @@ test_duration(void **state)
     duration_bad("99999999999999999999s");
 }
 
+/* ---- percentages */
+
+static void
+test_percent(void **state)
+{
+    static const struct { const char *text; double want; } good[] = {
+        { "0%", 0 }, { "10%", 10 }, { "2.5%", 2.5 }, { "100%", 100 }, { "0.01%", 0.01 },
+        { "100.0%", 100 },
+    };
+    for (size_t i = 0; i < G_N_ELEMENTS(good); i++) {
+        double v = -1;
+        g_autoptr(GError) error = NULL;
+        if (!cairn_parse_percent(good[i].text, &v, &error))
+            fail_msg("cairn_parse_percent('%s') failed: %s", good[i].text, error->message);
+        assert_float_equal(v, good[i].want, 1e-9);
+    }
+    static const char *const bad[] = { "", "%", "10", "-5%", "101%", "100.5%", "1e1%", ".5%",
+                                       "5.%", "1.2.3%", "10 %", "10%%", "inf%", "nan%", "0x10%" };
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        double v = -1;
+        g_autoptr(GError) error = NULL;
+        if (cairn_parse_percent(bad[i], &v, &error))
+            fail_msg("cairn_parse_percent('%s') accepted it as %g", bad[i], v);
+        assert_true(g_error_matches(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_PARSE));
+        assert_non_null(strstr(error->message, "percentage"));
+    }
+}
+
 /* ---- times */
 
 static void
@@ -470,6 +498,7 @@ main(void)
         cmocka_unit_test(test_size_bad),
         cmocka_unit_test(test_size_overflow),
         cmocka_unit_test(test_duration),
+        cmocka_unit_test(test_percent),
         cmocka_unit_test(test_time_utc),
         cmocka_unit_test(test_time_local),
         cmocka_unit_test(test_time_fraction),
