@@ -30,6 +30,7 @@ typedef struct {
     CairnDaemon *d;
     GSocketConnection *conn;
     GDataInputStream *in;
+    char *refusal; /* set: answer the request with this error */
 } Client;
 
 static void
@@ -37,6 +38,7 @@ client_free(Client *c)
 {
     g_object_unref(c->in);
     g_object_unref(c->conn);
+    g_free(c->refusal);
     g_free(c);
 }
 
@@ -201,6 +203,12 @@ line_read(GObject *source, GAsyncResult *res, gpointer data)
         client_free(c);
         return;
     }
+    if (c->refusal) {
+        /* the request is read first: closing on unread data would reset
+         * the connection before the client reads why */
+        reply(c, error_reply("%s", c->refusal));
+        return;
+    }
     json_error_t jerr;
     g_autoptr(CairnJson) req = json_loads(line, 0, &jerr);
     if (!json_is_object(req)) {
@@ -230,9 +238,8 @@ on_incoming(GSocketService *service, GSocketConnection *conn, GObject *source, g
         cairn_daemon_log(G_LOG_LEVEL_WARNING, NULL, NULL, 0,
                          "control socket: refused uid %u (pid %d): root only", cred.uid,
                          (int) cred.pid);
-        reply(c, error_reply("permission denied: cairnd answers root only (you are uid %u); "
-                             "run the command with sudo", cred.uid));
-        return TRUE;
+        c->refusal = g_strdup_printf("permission denied: cairnd answers root only (you are "
+                                     "uid %u); run the command with sudo", cred.uid);
     }
     g_buffered_input_stream_set_buffer_size(G_BUFFERED_INPUT_STREAM(c->in), REQUEST_MAX);
     g_data_input_stream_read_line_async(c->in, G_PRIORITY_DEFAULT, NULL, line_read, c);

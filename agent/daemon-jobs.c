@@ -774,17 +774,28 @@ static gboolean
 repo_space_ok(CairnDaemon *d)
 {
     struct statvfs v;
+    gboolean was_low = d->space_problem != NULL;
     g_clear_pointer(&d->space_problem, g_free);
-    if (d->cfg.min_free == 0 || statvfs(d->cfg.repo, &v) < 0)
-        return TRUE; /* a missing repository is the backup's error to report */
-    uint64_t avail = (uint64_t) v.f_bavail * v.f_frsize;
-    if (avail >= d->cfg.min_free)
+    uint64_t avail = 0;
+    if (d->cfg.min_free == 0 || statvfs(d->cfg.repo, &v) < 0 ||
+        (avail = (uint64_t) v.f_bavail * v.f_frsize) >= d->cfg.min_free) {
+        /* a missing repository is the backup's error to report */
+        if (was_low) {
+            cairn_daemon_log(G_LOG_LEVEL_INFO, NULL, NULL, 0,
+                             "the repository has enough free space again");
+            cairn_daemon_write_metrics(d);
+        }
         return TRUE;
+    }
     g_autofree char *a = cairn_format_size(avail), *m = cairn_format_size(d->cfg.min_free);
     d->space_problem = g_strdup_printf("the repository %s has %s free, less than min-free %s: "
                                        "no backup starts until space is freed (cairn prune, "
                                        "cairn gc) or min-free is lowered in cairnd.conf",
                                        d->cfg.repo, a, m);
+    if (!was_low) {
+        cairn_daemon_log(G_LOG_LEVEL_WARNING, NULL, NULL, 0, "%s", d->space_problem);
+        cairn_daemon_write_metrics(d);
+    }
     return FALSE;
 }
 
