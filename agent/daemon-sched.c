@@ -502,7 +502,21 @@ check_due(CairnDaemon *d, json_t *e, const char *kind, GPtrArray *cals, const ch
     if (due < 0)
         return FALSE;
     json_object_set_new(e, ak, json_integer(now));
-    *ret_reason = now - due > 60 ? "catch-up of a missed run" : "schedule";
+    /* a trigger that passed while cairnd was not running (or asleep with
+     * the host) is caught up once, however many passed */
+    gboolean missed = due < d->started || now - due > 60;
+    *ret_reason = missed ? "catch-up of a missed run" : "schedule";
+    if (missed) {
+        guint n = 0;
+        for (int64_t t = due; t >= 0 && t <= now && n < 1000; t = cairn_schedule_next(cals, t))
+            n++;
+        g_autofree char *when = cairn_format_time_utc(due);
+        cairn_daemon_log(G_LOG_LEVEL_INFO, json_string_value(json_object_get(e, "policy")),
+                         json_string_value(json_object_get(e, "domain")), 0,
+                         "%s: %u%s scheduled %s run%s missed since %s: one catch-up run",
+                         json_string_value(json_object_get(e, "domain")) ?: "", n,
+                         n >= 1000 ? " or more" : "", kind, n == 1 ? "" : "s", when);
+    }
     return TRUE;
 }
 

@@ -19,6 +19,8 @@
 . "$(dirname "$0")/s3.sh"
 . "$(dirname "$0")/daemon-lib.sh"
 
+start_ceph
+make_bucket cairn-dmf
 cairn init >/dev/null
 DOM=cairn-e2e-dmf-a
 define_domain "$DOM" 2 512M
@@ -114,7 +116,7 @@ hang_scenario() {
     # an incremental that reads 320 MiB lasts long enough
     fill_random "$DOM" vda 0 320M
     id=$(run_job "$DOM")
-    wait_for "[[ \$(virsh domjobinfo $DOM) =~ Backup ]]" 30 || fail "no libvirt backup job started"
+    wait_for "[[ \$(virsh domjobinfo $DOM 2>/dev/null) =~ Backup ]]" 30 || fail "no libvirt backup job started"
     cairn_jobs >"$WORKDIR/jobs.json"
     pid=$(job_field "$WORKDIR/jobs.json" "$id" pid)
     [ -n "$pid" ] || fail "no pid for job $id"
@@ -131,7 +133,10 @@ hang_scenario() {
     check "the next run succeeds"
     sed -i 's/^timeout = .*/timeout = 5min/' "$POLICY_DIR/slow.conf"
     kill -HUP "$CAIRND_PID"
-    sleep 1
+    # the failed job is retried (retry-delay 2 s), maybe still with the old
+    # timeout: let that settle first
+    wait_for "cairn_jobs >'$WORKDIR/jobs.json' && [ \"\$(json_eval '$WORKDIR/jobs.json' \"len([x for x in j if x['state'] in ('queued', 'running')])\")\" = 0 ]" 120 ||
+        fail "jobs still active after the hang"
     "$CAIRN_BIN" run "$DOM" --wait >"$WORKDIR/run.out" || { cat "$WORKDIR/run.out"; fail "the run after the hang failed"; }
     assert_after_live_backup "$DOM"
     stop_cairnd
@@ -140,8 +145,6 @@ scenario hang hang_scenario
 
 # ---------------------------------------------------------------- remote down
 remote_scenario() {
-    start_ceph
-    make_bucket cairn-dmf
     # the remote first points at a port where nothing listens
     add_remote away cairn-dmf/r "http://127.0.0.1:9"
     write_policy slow <<EOF
@@ -164,6 +167,7 @@ EOF
     assert_contains <(status_entry "$WORKDIR/st.json" slow "$DOM" pending_push) "$snap" "pending pushes"
     "$CAIRN_BIN" status | grep 'waiting to be pushed' | sed 's/^/    /' || fail "status does not show the pending push"
     check "the remote is back: the retry pushes the snapshot"
+    rm -f "$CAIRN_CONFIG_DIR/remotes.d/away.conf"
     add_remote away cairn-dmf/r
     wait_for "cairn_status >'$WORKDIR/st.json' && [ \"\$(status_entry '$WORKDIR/st.json' slow $DOM pending_push)\" = '{\"away\": []}' ]" 60 ||
         fail "the pending push was not retried: $(status_entry "$WORKDIR/st.json" slow "$DOM" pending_push)"
@@ -193,4 +197,5 @@ full_scenario() {
 }
 scenario full full_scenario
 
+finish_s3
 finish_checks

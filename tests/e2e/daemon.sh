@@ -234,4 +234,5 @@ EOF
 }
 scenario dirty dirty_scenario
 
+finish_s3
 finish_checks
