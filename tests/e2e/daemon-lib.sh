@@ -29,6 +29,12 @@ write_policy() {
     cat >"$POLICY_DIR/$1.conf"
 }
 
+# no_policies: remove every policy (a scenario starts from none, whatever
+# the previous one left after a failure)
+no_policies() {
+    rm -f "$POLICY_DIR"/*.conf
+}
+
 CAIRND_PID=
 start_cairnd() {
     setsid "$CAIRND_BIN" --repo "$REPO" --socket "$CAIRN_SOCKET" \

@@ -22,18 +22,23 @@ make_bucket cairn-daemon
 add_remote s3 cairn-daemon/fleet
 cairn init >/dev/null
 
-DA=cairn-e2e-dmn-a
-DB=cairn-e2e-dmn-b
+# domains are defined here, not in the scenarios (subshells): their
+# removal at exit is registered in this shell
+DA=cairn-e2e-dmn-fleet-a
+DB=cairn-e2e-dmn-fleet-b
 DC=cairn-e2e-dmn-c
 DD=cairn-e2e-dmn-d
 define_domain "$DA" 2 32M
 define_domain "$DB" 1 32M
+define_domain "$DC" 1 64M
+define_domain "$DD" 1 16M
 
 # ---------------------------------------------------------------- schedule
 schedule_scenario() {
+    no_policies
     write_policy fleet <<EOF
 [policy]
-domains = cairn-e2e-dmn-?
+domains = cairn-e2e-dmn-fleet-*
 schedule = *:*:0/20
 quiesce = never
 [retention]
@@ -117,7 +122,7 @@ scenario schedule schedule_scenario
 
 # ---------------------------------------------------------------- catch-up
 catchup_scenario() {
-    define_domain "$DD" 1 16M
+    no_policies
     local t0 t1 t2 t3
     t0=$(date +%s)
     t1=$((t0 + 10)) t2=$((t0 + 18)) t3=$((t0 + 26))
@@ -150,6 +155,7 @@ scenario catch-up catchup_scenario
 
 # ---------------------------------------------------------------- reload
 reload_scenario() {
+    no_policies
     write_policy hup <<EOF
 [policy]
 domains = $DB
@@ -197,7 +203,7 @@ scenario reload reload_scenario
 
 # ---------------------------------------------------------------- dirty
 dirty_scenario() {
-    define_domain "$DC" 1 64M
+    no_policies
     write_policy busy <<EOF
 [policy]
 domains = $DC
