@@ -91,13 +91,15 @@ restart_scenario() {
         "$CAIRN_BIN" status
     assert_contains "$WORKDIR/nonroot.err" "permission denied: cairnd answers root only" "non-root"
     check "cairn cancel stops a running job cleanly"
+    # 320 MiB changed: the incremental lasts long enough to be cancelled
+    fill_random "$DOM" vda 0 320M
     id=$(run_job "$DOM")
-    # a full read: the next one is incremental and over before it is cancelled
-    wait_for "cairn_jobs >'$WORKDIR/jobs.json' && [ \"\$(job_field '$WORKDIR/jobs.json' $id state)\" != queued ]" 30
+    wait_running "$id"
     "$CAIRN_BIN" cancel "$id" >/dev/null || fail "cairn cancel $id"
     wait_for "cairn_jobs >'$WORKDIR/jobs.json' && [ \"\$(job_field '$WORKDIR/jobs.json' $id state)\" != running ]" 30 ||
         fail "job $id still runs after cancel"
     info "job $id: $(job_field "$WORKDIR/jobs.json" "$id" state): $(job_field "$WORKDIR/jobs.json" "$id" error)"
+    assert_eq "$(job_field "$WORKDIR/jobs.json" "$id" state)" cancelled "state of the cancelled job"
     assert_no_job_leftovers "$DOM"
     expect_fail "$WORKDIR/cancel2.err" "$CAIRN_BIN" cancel 9999
     assert_contains "$WORKDIR/cancel2.err" "no job 9999" "cancel of an unknown job"
