@@ -37,11 +37,12 @@ format_local(int64_t t)
     return dt ? g_date_time_format(dt, "%a %Y-%m-%d %H:%M:%S %Z") : g_strdup("?");
 }
 
+/* RFC 3339 in local time: "2026-11-22T04:00:00+01:00" */
 static char *
 format_local_iso(int64_t t)
 {
     g_autoptr(GDateTime) dt = g_date_time_new_from_unix_local(t);
-    return dt ? g_date_time_format_iso8601(dt) : g_strdup("?");
+    return dt ? g_date_time_format(dt, "%Y-%m-%dT%H:%M:%S%:z") : g_strdup("?");
 }
 
 static char *

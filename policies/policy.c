@@ -31,8 +31,28 @@ static const char *const quiesce_values[] = { "auto", "always", "never", NULL };
 typedef struct {
     const char *path;
     GHashTable *lines; /* "group" or "group/key" -> GINT_TO_POINTER(line) */
-    GString *problems; /* "PATH:LINE: message\n" each */
+    GPtrArray *problems; /* Problem* */
 } Loader;
+
+typedef struct {
+    int line;
+    char *text; /* "PATH:LINE: message" */
+} Problem;
+
+static void
+problem_free(gpointer data)
+{
+    Problem *pr = data;
+    g_free(pr->text);
+    g_free(pr);
+}
+
+static gint
+problem_cmp(gconstpointer a, gconstpointer b)
+{
+    const Problem *x = *(Problem *const *) a, *y = *(Problem *const *) b;
+    return (x->line > y->line) - (x->line < y->line);
+}
 
 static void problem(Loader *l, int line, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 static void
@@ -40,10 +60,12 @@ problem(Loader *l, int line, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    g_string_append_printf(l->problems, "%s:%d: ", l->path, line);
-    g_string_append_vprintf(l->problems, fmt, ap);
-    g_string_append_c(l->problems, '\n');
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
+    Problem *pr = g_new(Problem, 1);
+    pr->line = line;
+    pr->text = g_strdup_printf("%s:%d: %s", l->path, line, msg);
+    g_ptr_array_add(l->problems, pr);
 }
 
 static int
@@ -132,6 +154,9 @@ scan(Loader *l, const char *text)
                 problem(l, line, "malformed group header '%s': write [NAME] alone on its line",
                         s);
                 syntax_ok = FALSE;
+                g_free(group);
+                group = g_strdup(""); /* its keys are not reported one by one */
+                g = -1;
                 continue;
             }
             g_free(group);
@@ -544,7 +569,7 @@ cairn_policy_load(const char *path, GError **error)
         return NULL;
     }
     g_autoptr(CairnPolicy) p = policy_new(path);
-    g_autoptr(GString) problems = g_string_new(NULL);
+    g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func(problem_free);
     Loader l = { .path = path, .lines = p->lines, .problems = problems };
     const char *bad_utf8 = NULL;
     if (strlen(text) != len)
@@ -562,9 +587,12 @@ cairn_policy_load(const char *path, GError **error)
             problem(&l, 1, "%s", gerr->message);
     }
     if (problems->len) {
-        g_string_truncate(problems, problems->len - 1); /* the last newline */
-        g_set_error_literal(error, CAIRN_POLICY_ERROR, CAIRN_POLICY_ERROR_INVALID,
-                            problems->str);
+        g_ptr_array_sort(problems, problem_cmp); /* stable: same line, found first */
+        g_autoptr(GString) msg = g_string_new(NULL);
+        for (guint i = 0; i < problems->len; i++)
+            g_string_append_printf(msg, "%s%s", i ? "\n" : "",
+                                   ((Problem *) problems->pdata[i])->text);
+        g_set_error_literal(error, CAIRN_POLICY_ERROR, CAIRN_POLICY_ERROR_INVALID, msg->str);
         return NULL;
     }
     return g_steal_pointer(&p);
