@@ -162,7 +162,22 @@ domains = $DB
 schedule = *-*-* 03:17:00
 quiesce = never
 EOF
-    start_cairnd
+    # systemd's notification socket (Type=notify): a datagram listener
+    local nsock=$WORKDIR/notify.sock
+    setsid "$PYTHON" -c '
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as out:
+    while True:
+        out.write(s.recv(4096).decode().replace("\n", " ") + "\n")
+        out.flush()
+' "$nsock" "$WORKDIR/notify.log" &
+    _tracked_pgids+=("$!")
+    wait_for "[ -S '$nsock' ]" 10
+    NOTIFY_SOCKET=$nsock start_cairnd
+    check "sd_notify: READY=1 once the control socket answers"
+    wait_for "grep -q '^READY=1' '$WORKDIR/notify.log'" 5 || fail "no READY=1: $(cat "$WORKDIR/notify.log")"
     check "SIGHUP with a broken policy: FILE:LINE logged, the old policy keeps running"
     write_policy hup <<EOF
 [policy]
@@ -197,6 +212,11 @@ EOF
     cairn_status >"$WORKDIR/st.json" || true
     assert_eq "$(json_eval "$WORKDIR/st.json" "len(j['daemon']['policy_errors'])")" 0 "policy errors after the fix"
     stop_cairnd
+    check "sd_notify: RELOADING=1 and READY=1 at each reload, STOPPING=1 at the stop"
+    sed 's/^/    notify: /' "$WORKDIR/notify.log"
+    assert_eq "$(grep -c '^RELOADING=1' "$WORKDIR/notify.log")" 2 "RELOADING=1 messages"
+    assert_eq "$(grep -c '^READY=1' "$WORKDIR/notify.log")" 3 "READY=1 messages"
+    assert_eq "$(grep -c '^STOPPING=1' "$WORKDIR/notify.log")" 1 "STOPPING=1 messages"
     rm -f "$POLICY_DIR/hup.conf"
 }
 scenario reload reload_scenario
