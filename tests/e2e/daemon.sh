@@ -9,7 +9,8 @@
 #     catch-up when it starts again, and nothing after.
 #   reload: SIGHUP with a broken policy logs FILE:LINE and keeps the old
 #     policy running; with a valid change the new schedule applies.
-#   dirty: the change-driven trigger backs up a domain without a backup, then
+#   dirty: the change-driven trigger (for a domain chosen by a libvirt
+#     metadata tag) backs up a domain without a backup, then
 #     not after 4 MiB of writes (threshold 8 MiB), and does after 10 MiB.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
@@ -224,9 +225,12 @@ scenario reload reload_scenario
 # ---------------------------------------------------------------- dirty
 dirty_scenario() {
     no_policies
+    # chosen by a tag of its libvirt metadata, not by name
+    virsh -q metadata "$DC" --uri https://cairn.dev/xmlns/tags/1 --key cairn \
+        --set '<tags>prod busy-db</tags>' >/dev/null || fail "virsh metadata $DC failed"
     write_policy busy <<EOF
 [policy]
-domains = $DC
+tags = busy-*
 dirty-threshold = 8MiB
 dirty-check-interval = 1s
 quiesce = never
