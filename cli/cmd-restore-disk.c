@@ -67,7 +67,7 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     CairnCliProgress progress;
     cairn_cli_progress_init(&progress, cli, disk->target);
     CairnRestoreStats st = { 0 };
-    gboolean ok = cairn_restore_disk_to_file(repo, index, to, fmt, force, &st,
+    gboolean ok = cairn_restore_disk_to_file(repo, index, to, fmt, force, NULL, &st,
                                              cairn_cli_progress_cb, &progress, &gerr);
     cairn_cli_progress_done(&progress);
     if (!ok)
