@@ -123,7 +123,8 @@ _remove_domain() {
 # domain_xml NAME NDISKS: the XML of a TCG domain without a guest OS whose
 # disks vda, vdb, ... are $IMAGES_BASE/NAME/vdX.qcow2 with user aliases
 # ua-vdX (HMP qemu-io needs a stable qdev id); $DOMAIN_EXTRA_DEVICES (XML)
-# is added to its devices
+# is added to its devices, $DOMAIN_FEATURES (XML, e.g. <acpi/>: PCI hot-plug
+# on the pc machine needs it) to its <features>
 domain_xml() {
     local name=$1 n=$2 i t
     cat <<EOF
@@ -132,6 +133,7 @@ domain_xml() {
   <memory unit='MiB'>128</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <features>${DOMAIN_FEATURES:-}</features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
@@ -199,6 +201,24 @@ qio() {
     out=$(virsh qemu-monitor-command "$1" --hmp "qemu-io -d ua-$2/virtio-backend \"$3\"") ||
         fail "qemu-io on $1 $2 '$3' failed"
     [ -z "$(printf '%s' "$out" | tr -d '[:space:]')" ] || fail "qemu-io on $1 $2 '$3': $out"
+}
+
+# guest_read DOM DEVICE PATTERN OFFSET LEN: true when QEMU reads LEN bytes of
+# PATTERN (0x5a) at OFFSET through the device DEVICE of the running DOM (its
+# qdev id: ua-vda, or libvirt's alias, e.g. virtio-disk2, of a hot-plugged
+# disk). HMP qemu-io prints its verdict on QEMU's stdout (the domain's log),
+# not on the monitor: it is read from the log.
+guest_read() {
+    local dom=$1 dev=$2 pat=$3 off len log n out
+    off=$(to_bytes "$4") len=$(to_bytes "$5")
+    log=/var/log/libvirt/qemu/$dom.log
+    n=$(stat -c %s "$log")
+    out=$(virsh qemu-monitor-command "$dom" --hmp "qemu-io -d $dev/virtio-backend \"read -P $pat $off $len\"") ||
+        fail "qemu-io read on $dom $dev failed"
+    [ -z "$(printf '%s' "$out" | tr -d '[:space:]')" ] || fail "qemu-io read on $dom $dev: $out"
+    wait_for "tail -c +$((n + 1)) '$log' | grep -qF 'read $len/$len bytes at offset $off'" 10 ||
+        fail "no qemu-io verdict in $log"
+    ! tail -c +$((n + 1)) "$log" | grep -qF "Pattern verification failed at offset $off,"
 }
 
 # qio_offline DOM DISK 'qemu-io command': the same on the image file of a
