@@ -39,84 +39,17 @@ DOMAIN_FEATURES="<acpi/>"
 define_domain "$DOM" 2 128M
 cairn init >/dev/null
 
-# ---- three backups with different writes into both disks
-
-info "full backup: random data and patterns in vda and vdb"
-ref_write "$DOM" vda random 0 16M
-ref_write "$DOM" vda 0x11 100M 1M
-ref_write "$DOM" vdb random 4M 8M
-ref_write "$DOM" vdb 0x21 40M 64k
-backup_dom "$WORKDIR/b1" "$DOM"
-assert_eq "$J_mode" full "mode of the first backup"
-ref_save "$DOM" b1
-
-info "incremental 1: overwrite parts of both disks"
-ref_write "$DOM" vda random 8M 4M
-ref_write "$DOM" vda 0x12 60M 2M
-ref_write "$DOM" vdb 0x22 4M 1M
-ref_write "$DOM" vdb random 50M 2M
-backup_dom "$WORKDIR/b2" "$DOM"
-assert_eq "$J_mode" incremental "mode of the second backup"
-ref_save "$DOM" b2
-
-info "incremental 2: more writes"
-ref_write "$DOM" vda 0x13 0 1M
-ref_write "$DOM" vda random 110M 3M
-ref_write "$DOM" vdb random 0 1M
-ref_write "$DOM" vdb 0x23 20M 64k
-backup_dom "$WORKDIR/b3" "$DOM"
-assert_eq "$J_mode" incremental "mode of the third backup"
-ref_save "$DOM" b3
-
-# the three points differ on both disks: restoring the wrong one is seen
-for d in vda vdb; do
-    for p in "b1 b2" "b2 b3" "b1 b3"; do
-        set -- $p
-        ! cmp -s "$(ref_at "$DOM" $d "$1")" "$(ref_at "$DOM" $d "$2")" ||
-            fail "control: the references of $d at $1 and $2 are equal"
-    done
-done
-
-# raw_of IMAGE OUT: the guest-visible bytes of a (possibly in use) image
-raw_of() {
-    qemu-img convert -U -O raw "$1" "$2" || fail "qemu-img convert -U $1 failed"
-}
-# assert_image_eq IMAGE REFERENCE WHAT: cmp of IMAGE's bytes with REFERENCE
-assert_image_eq() {
-    local out=$WORKDIR/image-eq.raw
-    raw_of "$1" "$out"
-    cmp "$2" "$out" >&2 || fail "$3: $1 differs from ${2##*/}"
-    rm -f "$out"
-}
-# blk_sources DOM [--inactive]: "target path" lines of virsh domblklist
-blk_sources() {
-    virsh -q domblklist "$@" | awk 'NF == 2 { print $1, $2 }'
-}
-macs() {
-    virsh -q domiflist "$1" | awk 'NF { print $NF }' | sort
-}
-# files under DIR (recursively), one a line; "" when DIR does not exist
-files_under() {
-    { find "$1" -mindepth 1 2>/dev/null || true; } | sort
-}
+backup_three_points "$DOM"
 
 # ---- a lost domain comes back at the middle backup
 
 check "the domain is lost: destroyed, undefined, its disks deleted"
 OLD_UUID=$(dom_uuid "$DOM")
 OLD_MACS=$(macs "$DOM")
-[ -n "$OLD_MACS" ] || fail "control: no MAC on $DOM"
-stop_domain "$DOM"
-virsh -q undefine "$DOM" --checkpoints-metadata >/dev/null || fail "virsh undefine $DOM failed"
-rm -f "$(dom_disk "$DOM" vda)" "$(dom_disk "$DOM" vdb)"
-! dom_exists "$DOM" || fail "$DOM still exists"
+lose_domain "$DOM"
 
 check "cairn restore $DOM@~1 --define --start: the domain runs again"
-cairn restore "$DOM@~1" --define --start --json >"$WORKDIR/r1.json" 2>"$WORKDIR/r1.err" || {
-    sed 's/^/    /' "$WORKDIR/r1.err" >&2
-    fail "cairn restore $DOM@~1 --define --start failed"
-}
-sed 's/^/    stderr: /' "$WORKDIR/r1.err"
+expect_ok "$WORKDIR/r1.json" cairn restore "$DOM@~1" --define --start --json
 track_uuid "$DOM"
 assert_eq "$(json_get "$WORKDIR/r1.json" snapshot)" "$(json_get "$WORKDIR/b2.json" id)" \
     "the snapshot restored for $DOM@~1"
@@ -128,11 +61,10 @@ assert_eq "$(awk '{ print $1 }' "$WORKDIR/r1.blk" | tr '\n' ' ')" "vda vdb " "di
 
 check "each disk of the restored domain equals its reference at the middle backup"
 for d in vda vdb; do
-    f=$(awk -v t=$d '$1 == t { print $2 }' "$WORKDIR/r1.blk")
-    [ -f "$f" ] || fail "the disk $d of $DOM is not a file: '$f'"
+    f=$(blk_source "$DOM" $d)
     assert_eq "$(qemu-img info -U --output=json "$f" | json_get - format)" qcow2 "format of $f"
-    assert_image_eq "$f" "$(ref_at "$DOM" $d b2)" "$d of the restored $DOM"
 done
+assert_disks_at "$DOM" "$DOM" b2
 # what QEMU reads: patterns written before the middle backup, not the one
 # written after it
 guest_read "$DOM" ua-vda 0x12 60M 2M || fail "QEMU does not read 0x12 at vda 60M in $DOM"
@@ -143,49 +75,26 @@ guest_read "$DOM" ua-vdb 0x00 20M 64k || fail "QEMU does not read zeros at vdb 2
 # ---- under a new name while the original runs
 
 check "cairn restore $DOM@latest --name $NEW --define --start while $DOM runs"
-cairn restore "$DOM@latest" --name "$NEW" --define --start --json >"$WORKDIR/r2.json" \
-    2>"$WORKDIR/r2.err" || {
-    sed 's/^/    /' "$WORKDIR/r2.err" >&2
-    fail "cairn restore --name $NEW failed"
-}
+expect_ok "$WORKDIR/r2.json" cairn restore "$DOM@latest" --name "$NEW" --define --start --json
 track_uuid "$NEW"
 wait_for "dom_running $NEW" 30 || fail "$NEW does not run"
 dom_running "$DOM" || fail "$DOM stopped running when $NEW was restored"
 
-check "both run with different UUIDs, MACs and disk paths"
-U1=$(virsh domuuid "$DOM" | tr -d '[:space:]')
-U2=$(virsh domuuid "$NEW" | tr -d '[:space:]')
-[ "$U1" != "$U2" ] || fail "$DOM and $NEW have the same UUID $U1"
-[ "$U2" != "$OLD_UUID" ] || fail "$NEW has the UUID of the original $DOM"
-M1=$(macs "$DOM")
-M2=$(macs "$NEW")
-info "MACs: $DOM $(echo $M1), $NEW $(echo $M2), original $(echo $OLD_MACS)"
-[ -n "$M2" ] || fail "$NEW has no NIC"
-assert_eq "$(echo "$M2" | wc -l)" "$(echo "$OLD_MACS" | wc -l)" "NICs of $NEW"
-[ -z "$(comm -12 <(echo "$M1") <(echo "$M2"))" ] || fail "$DOM and $NEW share a MAC: $M1 / $M2"
-[ -z "$(comm -12 <(echo "$OLD_MACS") <(echo "$M2"))" ] || fail "$NEW has the original's MAC"
-blk_sources "$NEW" >"$WORKDIR/r2.blk"
-info "disks of $NEW: $(tr '\n' ' ' <"$WORKDIR/r2.blk")"
-assert_eq "$(awk '{ print $1 }' "$WORKDIR/r2.blk" | tr '\n' ' ')" "vda vdb " "disks of $NEW"
-# four distinct files (the multi-disk case virtnbdrestore gets wrong)
-assert_eq "$(cat "$WORKDIR/r1.blk" "$WORKDIR/r2.blk" | awk '{ print $2 }' | sort -u | wc -l)" 4 \
-    "distinct disk files of $DOM and $NEW"
+check "both run with different UUIDs, MACs and disk paths; $NEW holds the latest backup"
+assert_apart "$DOM" "$NEW"
+[ "$(dom_uuid "$NEW")" != "$OLD_UUID" ] || fail "$NEW has the UUID of the original $DOM"
+[ -z "$(comm -12 <(echo "$OLD_MACS") <(macs "$NEW"))" ] || fail "$NEW has the original's MAC"
+assert_eq "$(macs "$NEW" | wc -l)" "$(echo "$OLD_MACS" | wc -l)" "NICs of $NEW"
+assert_eq "$(blk_sources "$NEW" | awk '{ print $1 }' | tr '\n' ' ')" "vda vdb " "disks of $NEW"
 virsh dumpxml "$NEW" >"$WORKDIR/new.xml"
 assert_not_contains "$WORKDIR/new.xml" "$IMAGES_BASE/$DOM/" "the XML of $NEW"
-for d in vda vdb; do
-    f=$(awk -v t=$d '$1 == t { print $2 }' "$WORKDIR/r2.blk")
-    assert_image_eq "$f" "$(ref_at "$DOM" $d b3)" "$d of $NEW"
-done
+assert_disks_at "$NEW" "$DOM" b3
 guest_read "$NEW" ua-vdb 0x23 20M 64k || fail "QEMU does not read 0x23 at vdb 20M in $NEW"
 
 # ---- one disk of an older point, hot-plugged into the running domain
 
 check "cairn restore-disk $DOM@~2 vdb --attach $DOM (running): hot-plugged"
-cairn restore-disk "$DOM@~2" vdb --attach "$DOM" --json >"$WORKDIR/rd.json" \
-    2>"$WORKDIR/rd.err" || {
-    sed 's/^/    /' "$WORKDIR/rd.err" >&2
-    fail "cairn restore-disk --attach failed"
-}
+expect_ok "$WORKDIR/rd.json" cairn restore-disk "$DOM@~2" vdb --attach "$DOM" --json
 ATT_FILE=$(json_get "$WORKDIR/rd.json" file)
 cleanup_fn rm -f "$ATT_FILE"
 ATT_TARGET=$(json_get "$WORKDIR/rd.json" target)
@@ -253,21 +162,13 @@ scenario refuse-existing refuse_existing
 force_replace() {
     check "--force over the shut-off $DOM: its files are replaced (said so), it runs at ~2"
     dom_running "$DOM" && stop_domain "$DOM"
-    cairn restore "$DOM@~2" --define --start --force >"$WORKDIR/fo.out" 2>"$WORKDIR/fo.err" || {
-        sed 's/^/    /' "$WORKDIR/fo.err" >&2
-        fail "cairn restore --force failed"
-    }
-    sed 's/^/    stderr: /' "$WORKDIR/fo.err"
+    expect_ok "$WORKDIR/fo" cairn restore "$DOM@~2" --define --start --force
     track_uuid "$DOM"
     assert_contains "$WORKDIR/fo.err" "replaced the existing file '$IMAGES_BASE/$DOM/$DOM-vda.qcow2'" \
         "the notes"
     assert_contains "$WORKDIR/fo.err" "replaced the definition of '$DOM'" "the notes"
     wait_for "dom_running $DOM" 30 || fail "$DOM does not run"
-    blk_sources "$DOM" >"$WORKDIR/fo.blk"
-    for d in vda vdb; do
-        assert_image_eq "$(awk -v t=$d '$1 == t { print $2 }' "$WORKDIR/fo.blk")" \
-            "$(ref_at "$DOM" $d b1)" "$d of $DOM restored with --force at ~2"
-    done
+    assert_disks_at "$DOM" "$DOM" b1
 }
 scenario force-replace force_replace
 
