@@ -50,6 +50,7 @@ lose_domain "$DOM"
 
 check "cairn restore $DOM@~1 --define --start: the domain runs again"
 expect_ok "$WORKDIR/r1.json" cairn restore "$DOM@~1" --define --start --json
+info "cairn restore: $(json_get "$WORKDIR/r1.json" duration_seconds) s"
 track_uuid "$DOM"
 assert_eq "$(json_get "$WORKDIR/r1.json" snapshot)" "$(json_get "$WORKDIR/b2.json" id)" \
     "the snapshot restored for $DOM@~1"
@@ -76,6 +77,7 @@ guest_read "$DOM" ua-vdb 0x00 20M 64k || fail "QEMU does not read zeros at vdb 2
 
 check "cairn restore $DOM@latest --name $NEW --define --start while $DOM runs"
 expect_ok "$WORKDIR/r2.json" cairn restore "$DOM@latest" --name "$NEW" --define --start --json
+info "cairn restore: $(json_get "$WORKDIR/r2.json" duration_seconds) s"
 track_uuid "$NEW"
 wait_for "dom_running $NEW" 30 || fail "$NEW does not run"
 dom_running "$DOM" || fail "$DOM stopped running when $NEW was restored"
@@ -95,6 +97,7 @@ guest_read "$NEW" ua-vdb 0x23 20M 64k || fail "QEMU does not read 0x23 at vdb 20
 
 check "cairn restore-disk $DOM@~2 vdb --attach $DOM (running): hot-plugged"
 expect_ok "$WORKDIR/rd.json" cairn restore-disk "$DOM@~2" vdb --attach "$DOM" --json
+info "cairn restore-disk: $(json_get "$WORKDIR/rd.json" duration_seconds) s"
 ATT_FILE=$(json_get "$WORKDIR/rd.json" file)
 cleanup_fn rm -f "$ATT_FILE"
 ATT_TARGET=$(json_get "$WORKDIR/rd.json" target)
