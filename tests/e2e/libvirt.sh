@@ -571,6 +571,25 @@ finish_checks() {
     [ ! -s "$_DEFERRED" ] || fail "$(wc -l <"$_DEFERRED") deferred failure(s), listed above"
 }
 
+# ---- instant restores
+
+INSTANT_RUN=/run/cairn/instant
+
+# stop_instant_servers NAME: the nbdkit servers an instant restore of NAME
+# left (by their pid files, checked to be nbdkit), then its run directory
+stop_instant_servers() {
+    local f pid
+    for f in "$INSTANT_RUN/$1"/*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nbdkit ]; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait_for "[ ! -e /proc/$pid ]" 10 || kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "${INSTANT_RUN:?}/$1"
+}
+
 # backup_three_points DOM: writes into vda and vdb (of 128M at least) of the
 # running DOM, each followed by a backup, kept as references b1 (full), b2
 # and b3 (incrementals; $WORKDIR/bN.json hold their summaries): every disk

@@ -12,7 +12,9 @@
 #     local repository then holds exactly the three snapshots, verified, and
 #     a repeated restore pulls nothing.
 #   --no-cache (another local repository that must stay absent): the same
-#     three restores at other points, read straight from the bucket.
+#     three restores at other points, read straight from the bucket; and an
+#     instant restore (--instant), running within seconds from NBD exports
+#     of the bucket, then on local disks equal to the snapshot.
 # The bucket is unchanged by the restores (no lock or object left).
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
@@ -22,9 +24,12 @@
 DOM=ct-rst-s3
 NEW=$DOM-new
 NEW2=$DOM-nocache
-for n in "$NEW" "$NEW2"; do
+INST=$DOM-instant
+for n in "$NEW" "$NEW2" "$INST"; do
+    stop_instant_servers "$n"
     _remove_domain "$n"
     cleanup_fn _remove_domain "$n"
+    cleanup_fn stop_instant_servers "$n"
 done
 DOMAIN_EXTRA_DEVICES="<interface type='user'><model type='virtio'/></interface>"
 DOMAIN_FEATURES="<acpi/>"
@@ -137,6 +142,31 @@ for d in ET.parse(sys.stdin).getroot().iter("disk"):
 
 check "--no-cache kept no local copy; the bucket is as it was"
 [ ! -e "$NOCACHE" ] || fail "--no-cache created $NOCACHE: $(find "$NOCACHE" | head -5 | tr '\n' ' ')"
+assert_eq "$(s3_ls ct-rst kvm/ | sha256sum)" "$BUCKET_STATE" "the bucket's keys and sizes"
+
+# ---- --instant straight from the bucket
+
+check "restore $DOM@~1 --from offsite --instant --name $INST: runs at once, then local disks"
+expect_ok "$WORKDIR/in.json" cairn restore "$DOM@~1" --from offsite --instant --name "$INST" --json
+track_uuid "$INST"
+run_s=$(json_get "$WORKDIR/in.json" running_seconds)
+info "$INST running after $run_s s, disks copied in $(json_get "$WORKDIR/in.json" pull_seconds) s"
+assert_eq "$(json_get "$WORKDIR/in.json" pulled)" true "pulled"
+assert_lt "$(printf '%.0f' "$run_s")" 10 "seconds until $INST runs"
+dom_running "$INST" || fail "$INST does not run"
+virsh dumpxml "$INST" >"$WORKDIR/inst.xml"
+assert_not_contains "$WORKDIR/inst.xml" "protocol='nbd'" "the live XML of $INST after the copy"
+[ ! -e "$INSTANT_RUN/$INST" ] || fail "run directory left: $(ls "$INSTANT_RUN/$INST")"
+assert_apart "$INST" "$NEW2"
+# QEMU keeps the copied clusters' qcow2 metadata in its cache until a flush:
+# the files are compared once it has closed them
+blk_sources "$INST" >"$WORKDIR/inst.blk"
+stop_domain "$INST"
+for d in vda vdb; do
+    assert_image_eq "$(awk -v t=$d '$1 == t { print $2 }' "$WORKDIR/inst.blk")" \
+        "$(ref_at "$DOM" $d b2)" "$d of $INST"
+done
+[ ! -e "$NOCACHE" ] || fail "--instant created $NOCACHE"
 assert_eq "$(s3_ls ct-rst kvm/ | sha256sum)" "$BUCKET_STATE" "the bucket's keys and sizes"
 
 finish_s3

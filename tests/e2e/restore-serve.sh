@@ -23,22 +23,6 @@ DOM=cairn-e2e-$TEST_NAME
 NEW=$DOM-new
 DIE=$DOM-die
 INT=$DOM-int
-INSTANT_RUN=/run/cairn/instant
-
-# stop_instant_servers NAME: the nbdkit servers an instant restore of NAME
-# left (by their pid files, checked to be nbdkit), then its run directory
-stop_instant_servers() {
-    local f pid
-    for f in "$INSTANT_RUN/$1"/*.pid; do
-        [ -f "$f" ] || continue
-        pid=$(cat "$f")
-        if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nbdkit ]; then
-            kill -TERM "$pid" 2>/dev/null || true
-            wait_for "[ ! -e /proc/$pid ]" 10 || kill -KILL "$pid" 2>/dev/null || true
-        fi
-    done
-    rm -rf "${INSTANT_RUN:?}/$1"
-}
 for n in "$NEW" "$DIE" "$INT"; do
     stop_instant_servers "$n"
     _remove_domain "$n"
