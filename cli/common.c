@@ -11,6 +11,8 @@
 
 #include "cli/cli.h"
 #include "policies/remote.h"
+#include "repo/lock.h"
+#include "repo/sync.h"
 
 int
 cairn_cli_fail(CairnCli *cli, GError *error)
@@ -66,6 +68,78 @@ cairn_cli_open_remote_repo(CairnCli *cli, const char *remote, GError **error)
     if (!b)
         return NULL;
     return cairn_repo_open_backend(b, cli->key_file, error);
+}
+
+/* Copy one snapshot of remote_repo (what the local repository lacks,
+ * verified on arrival, as `cairn pull` does) into the local repository, which
+ * is created when absent; returns it opened. */
+static CairnRepo *
+pull_one(CairnCli *cli, CairnRemote *remote, CairnRepo *remote_repo, CairnSnapshot *s,
+         GError **error)
+{
+    g_autoptr(CairnBackend) local = cairn_backend_open(cli->repo_location, TRUE, error);
+    if (!local || !cairn_sync_prepare_target(remote_repo, local, error))
+        return NULL;
+    g_autoptr(CairnRepo) lrepo = cairn_repo_open_backend(g_steal_pointer(&local), cli->key_file,
+                                                         error);
+    if (!lrepo)
+        return NULL;
+    g_autoptr(CairnLock) src_lock = cairn_lock_acquire(remote_repo, CAIRN_LOCK_SHARED, "pull",
+                                                       cli->lock_wait, error);
+    if (!src_lock)
+        return NULL;
+    g_autoptr(CairnLock) dst_lock = cairn_lock_acquire(lrepo, CAIRN_LOCK_SHARED, "pull",
+                                                       cli->lock_wait, error);
+    if (!dst_lock)
+        return NULL;
+    g_autoptr(GPtrArray) one = g_ptr_array_new();
+    g_ptr_array_add(one, s);
+    CairnSyncOptions o = { .parallel = remote->parallel ? remote->parallel : 8,
+                           .bwlimit = remote->bwlimit };
+    CairnCliProgress progress;
+    cairn_cli_progress_init(&progress, cli, "pull");
+    if (progress.active) {
+        o.progress = cairn_cli_progress_cb;
+        o.progress_data = &progress;
+    }
+    CairnSyncStats st;
+    gboolean ok = cairn_sync(remote_repo, cairn_repo_backend(lrepo), one, &o, &st, error);
+    cairn_cli_progress_done(&progress);
+    cairn_sync_stats_clear(&st);
+    return ok ? g_steal_pointer(&lrepo) : NULL;
+}
+
+CairnSnapshot *
+cairn_cli_open_snapshot(CairnCli *cli, const char *from, gboolean no_cache, const char *spec,
+                        CairnRepo **ret_repo, GError **error)
+{
+    g_autoptr(CairnRepo) repo = NULL;
+    g_autoptr(CairnSnapshot) s = NULL;
+    if (!from) {
+        if (!(repo = cairn_cli_open_repo(cli, error)) ||
+            !(s = cairn_snapshot_resolve(repo, spec, error)))
+            return NULL;
+        *ret_repo = g_steal_pointer(&repo);
+        return g_steal_pointer(&s);
+    }
+    g_autoptr(CairnRemote) remote = cairn_remote_lookup(from, error);
+    if (!remote)
+        return NULL;
+    CairnBackend *b = cairn_remote_open_backend(remote, FALSE, error);
+    if (!b || !(repo = cairn_repo_open_backend(b, cli->key_file, error)) ||
+        !(s = cairn_snapshot_resolve(repo, spec, error)))
+        return NULL;
+    if (no_cache) {
+        *ret_repo = g_steal_pointer(&repo);
+        return g_steal_pointer(&s);
+    }
+    g_autoptr(CairnRepo) local = pull_one(cli, remote, repo, s, error);
+    if (!local)
+        return NULL;
+    CairnSnapshot *ls = cairn_snapshot_load(local, &s->id, error);
+    if (ls)
+        *ret_repo = g_steal_pointer(&local);
+    return ls;
 }
 
 int
