@@ -12,10 +12,13 @@
 # backed up once by virtnbdbackup (full) and once by cairn (full), then shut
 # off. Each tool then writes both disks as qcow2 files into an empty
 # directory of the same file system, N times (default 3) in turn; the
-# median wall time, the slowest peak RSS and the time of a `sync` right
+# median wall time, the median CPU time (user+sys, steadier than wall time
+# on a loaded machine), the slowest peak RSS and the time of a `sync` right
 # after (what the tool left unwritten) are reported, and every restored
 # disk is compared with the original (qemu-img compare). qemu-img converts
-# both disks at once, as cairn and virtnbdrestore restore both.
+# both disks at once, as cairn and virtnbdrestore restore both. Instant
+# recovery is timed from launch to cairn's "running" line, beside a plain
+# `virsh start` of the original domain.
 # Needs root, libvirtd (started here if not running), tools/setup --bench.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
@@ -118,7 +121,7 @@ timed() {
     rm -rf "$OUT"
     mkdir -p "$OUT"
     sync
-    /usr/bin/time -f '%e %M' -o "$W/time" "$@" >"$W/cmd.out" 2>"$W/cmd.err" ||
+    /usr/bin/time -f '%e %M %U %S' -o "$W/time" "$@" >"$W/cmd.out" 2>"$W/cmd.err" ||
         { cat "$W/cmd.err" >&2; echo "bench: $name failed" >&2; exit 1; }
     local t0 t1
     t0=$(date +%s.%N)
@@ -131,8 +134,9 @@ timed() {
             echo "bench: $name: $d differs from the original (${f:-missing})" >&2
         fi
     done
-    read -r wall rss <"$W/time"
-    echo "$name $wall $rss $(awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.2f", b - a }') $ok" |
+    read -r wall rss user sys <"$W/time"
+    echo "$name $wall $rss $(awk -v a="$t0" -v b="$t1" -v u="$user" -v s="$sys" \
+        'BEGIN { printf "%.2f %.2f", b - a, u + s }') $ok" |
         tee -a "$W/results" | sed 's/^/bench: /' >&2
 }
 # both disks at once (cairn and virtnbdrestore restore both)
@@ -173,7 +177,18 @@ PY
     rm -rf "/var/lib/libvirt/images/$INST"
 }
 
+# the reference for instant recovery: a plain start of the original domain
+vstart() {
+    local t0 t1
+    t0=$(date +%s%N)
+    virsh -q start "$DOM" >/dev/null
+    t1=$(date +%s%N)
+    virsh -q destroy "$DOM" >/dev/null
+    echo "$(( (t1 - t0) / 1000000 ))" >>"$W/vstart"
+}
+
 : >"$W/instant"
+: >"$W/vstart"
 for r in $(seq "$runs"); do
     echo "bench: run $r of $runs" >&2
     timed "qemu-img-convert" bash -c "$CONVERT_BOTH" convert "$IMG" "$OUT"
@@ -182,6 +197,7 @@ for r in $(seq "$runs"); do
     timed "cairn-restore-raw" "$bin" -q --repo "$W/repo" restore "$SNAP" --name "$DOM-r" \
         --dir "$OUT" --format raw
     instant
+    vstart
 done
 rm -rf "$OUT"
 
@@ -190,26 +206,27 @@ rm -rf "$OUT"
     echo
     echo "Command: \`bench/restore.sh --runs $runs\`"
     echo
-    python3 - "$W/results" "$W/instant" <<'PY'
+    python3 - "$W/results" "$W/instant" "$W/vstart" <<'PY'
 import statistics, sys
 rows = {}
 for line in open(sys.argv[1]):
-    name, wall, rss, sync, ok = line.split()
-    r = rows.setdefault(name, {"wall": [], "rss": [], "sync": [], "ok": True})
+    name, wall, rss, sync, cpu, ok = line.split()
+    r = rows.setdefault(name, {"wall": [], "rss": [], "sync": [], "cpu": [], "ok": True})
     r["wall"].append(float(wall)); r["rss"].append(int(rss)); r["sync"].append(float(sync))
+    r["cpu"].append(float(cpu))
     r["ok"] = r["ok"] and ok == "yes"
 labels = {"qemu-img-convert": "qemu-img convert (copy limit)", "virtnbdrestore": "virtnbdrestore",
           "cairn-restore": "cairn restore (qcow2)", "cairn-restore-raw": "cairn restore --format raw"}
 med = {k: statistics.median(v["wall"]) for k, v in rows.items()}
-print("| tool | wall s (median) | min–max s | sync after s | peak RSS MiB | × qemu-img convert | virtnbdrestore ÷ tool | disks identical |")
-print("|---|---:|---:|---:|---:|---:|---:|---|")
+print("| tool | wall s (median) | min–max s | sync after s | CPU s (user+sys) | peak RSS MiB | × qemu-img convert | virtnbdrestore ÷ tool | disks identical |")
+print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
 for k in ("qemu-img-convert", "virtnbdrestore", "cairn-restore", "cairn-restore-raw"):
     if k not in rows:
         continue
     r = rows[k]
-    print("| %s | %.2f | %.2f–%.2f | %.2f | %.0f | %.2f | %.2f | %s |" % (
+    print("| %s | %.2f | %.2f–%.2f | %.2f | %.2f | %.0f | %.2f | %.2f | %s |" % (
         labels[k], med[k], min(r["wall"]), max(r["wall"]), statistics.median(r["sync"]),
-        max(r["rss"]) / 1024, med[k] / med["qemu-img-convert"], med["virtnbdrestore"] / med[k],
+        statistics.median(r["cpu"]), max(r["rss"]) / 1024, med[k] / med["qemu-img-convert"], med["virtnbdrestore"] / med[k],
         "yes" if r["ok"] else "NO"))
 inst = [l.split() for l in open(sys.argv[2]) if l.strip()]
 if inst:
@@ -220,6 +237,9 @@ if inst:
                     (2, "copy of the disks while running, s"), (3, "whole command, s")):
         v = [float(x[i]) for x in inst]
         print("| %s | %.2f | %.2f–%.2f |" % (what, statistics.median(v), min(v), max(v)))
+    v = [int(l) / 1000 for l in open(sys.argv[3]) if l.strip()]
+    print("| for reference: `virsh start` of the original domain, s | %.2f | %.2f–%.2f |" % (
+        statistics.median(v), min(v), max(v)))
     print("| peak RSS, MiB | %.0f | |" % (max(int(x[4]) for x in inst) / 1024))
     print("| domain state at the 'running' line | %s | |" % ", ".join(sorted(set(x[5] for x in inst))))
 PY
