@@ -29,6 +29,13 @@ gboolean cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***
 CairnRepo *cairn_cli_open_repo(CairnCli *cli, GError **error);
 /* a configured remote (name) or URL, opened as a repository */
 CairnRepo *cairn_cli_open_remote_repo(CairnCli *cli, const char *remote, GError **error);
+/* The snapshot 'spec' and the repository to restore it from: the local
+ * repository; or with 'from' (a remote's name or URL) the remote's snapshot,
+ * pulled first into the local repository (created when absent; only what
+ * it lacks is copied, verified) and read there, or with 'no_cache' read
+ * straight from the remote. */
+CairnSnapshot *cairn_cli_open_snapshot(CairnCli *cli, const char *from, gboolean no_cache,
+                                       const char *spec, CairnRepo **ret_repo, GError **error);
 /* Block SIGINT, SIGTERM and SIGHUP in this (still single) thread, so in every
  * thread started later, and return a non-blocking signalfd for them (-1 and
  * errno on failure). They are handled even when inherited as ignored. */
@@ -47,6 +54,7 @@ typedef struct {
     const char *label;
     gint64 start_us, last_us;
     gboolean active;
+    int fd; /* $CAIRN_PROGRESS_FD (JSON lines for cairnd), -1 = none */
 } CairnCliProgress;
 void cairn_cli_progress_init(CairnCliProgress *p, CairnCli *cli, const char *label);
 void cairn_cli_progress_cb(uint64_t done, uint64_t total, gpointer user_data);
@@ -66,4 +74,8 @@ int cairn_cmd_restore(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_serve(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_pull(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_remote(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_status(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_jobs(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_run(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_cancel(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_policy(CairnCli *cli, int argc, char **argv);

@@ -170,7 +170,10 @@ backup_domain(CairnCli *cli, CairnBackupOptions *o, gboolean json)
     print_notes(cli, r.notes);
     if (!ok) {
         cairn_backup_result_clear(&r);
-        return cairn_cli_fail(cli, gerr);
+        /* 75 (EX_TEMPFAIL): another backup of the domain runs; try later */
+        gboolean busy = g_error_matches(gerr, CAIRN_VIRT_ERROR, CAIRN_VIRT_ERROR_BUSY);
+        cairn_cli_fail(cli, gerr);
+        return busy ? 75 : 1;
     }
     char hex[CAIRN_ID_HEX_LEN + 1];
     cairn_id_to_hex(&r.id, hex);
@@ -230,6 +233,9 @@ cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
     g_option_context_add_main_entries(ctx, entries, NULL);
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
+    /* ^C, SIGTERM (cairnd's cancel, a timeout): stop at the next read and
+     * take the error path, which ends the libvirt job and removes scratch */
+    cairn_cancel_on_signals();
     if (images && images[0]) {
         if (argc > 1)
             return cairn_cli_failf(cli, "give either a DOMAIN or --image FILE, not both");

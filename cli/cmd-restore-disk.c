@@ -1,4 +1,5 @@
-/* cmd-restore-disk.c - `cairn restore-disk SNAPSHOT DISK --to FILE [--format raw|qcow2]` */
+/* cmd-restore-disk.c - `cairn restore-disk SNAPSHOT DISK (--to FILE [--format raw|qcow2] |
+ * --attach DOMAIN [--target vdX]) [--from REMOTE [--no-cache]]` */
 #include "config.h"
 
 #include <stdio.h>
@@ -6,14 +7,21 @@
 
 #include "cli/cli.h"
 #include "repo/index.h"
+#include "repo/lock.h"
 #include "restore/domain.h"
 
 int
 cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
 {
-    g_autofree char *to = NULL, *format_s = NULL, *attach = NULL, *target = NULL, *uri = NULL;
-    gboolean json = FALSE, force = FALSE;
+    g_autofree char *to = NULL, *format_s = NULL, *attach = NULL, *target = NULL, *uri = NULL,
+                    *from = NULL;
+    gboolean json = FALSE, force = FALSE, no_cache = FALSE;
     GOptionEntry entries[] = {
+        { "from", 0, 0, G_OPTION_ARG_STRING, &from,
+          "restore from this remote (name or URL): what the repository lacks of the snapshot is "
+          "pulled into it first", "REMOTE" },
+        { "no-cache", 0, 0, G_OPTION_ARG_NONE, &no_cache,
+          "with --from: read the remote directly, keep no local copy", NULL },
         { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "write the disk to FILE", "FILE" },
         { "format", 0, 0, G_OPTION_ARG_STRING, &format_s,
           "raw or qcow2 (default: the format it was backed up from)", "FMT" },
@@ -38,12 +46,18 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     if (target && !attach)
         return cairn_cli_failf(cli, "--target goes with --attach DOMAIN");
 
+    if (no_cache && !from)
+        return cairn_cli_failf(cli, "--no-cache goes with --from REMOTE");
+
     g_autoptr(GError) gerr = NULL;
-    g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
-    if (!repo)
-        return cairn_cli_fail(cli, gerr);
-    g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(repo, argv[1], &gerr);
+    g_autoptr(CairnRepo) repo = NULL;
+    g_autoptr(CairnSnapshot) s = cairn_cli_open_snapshot(cli, from, no_cache, argv[1], &repo,
+                                                         &gerr);
     if (!s)
+        return cairn_cli_fail(cli, gerr);
+    g_autoptr(CairnLock) lock = cairn_lock_acquire(repo, CAIRN_LOCK_SHARED, "restore",
+                                                   cli->lock_wait, &gerr);
+    if (!lock)
         return cairn_cli_fail(cli, gerr);
     const CairnManifestDisk *disk = cairn_cli_find_disk(cli, s, argv[1], argv[2]);
     if (!disk)
@@ -67,7 +81,7 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     CairnCliProgress progress;
     cairn_cli_progress_init(&progress, cli, disk->target);
     CairnRestoreStats st = { 0 };
-    gboolean ok = cairn_restore_disk_to_file(repo, index, to, fmt, force, &st,
+    gboolean ok = cairn_restore_disk_to_file(repo, index, to, fmt, force, NULL, &st,
                                              cairn_cli_progress_cb, &progress, &gerr);
     cairn_cli_progress_done(&progress);
     if (!ok)

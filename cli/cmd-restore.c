@@ -9,40 +9,8 @@
 #include "cli/cli.h"
 #include "policies/remote.h"
 #include "repo/lock.h"
-#include "repo/sync.h"
 #include "restore/domain.h"
 #include "restore/instant.h"
-
-/* Pull one snapshot from a remote into the local repository (verified). */
-static CairnSnapshot *
-pull_snapshot(CairnCli *cli, CairnRepo *remote_repo, const char *spec, CairnRepo **ret_local,
-              GError **error)
-{
-    g_autoptr(GPtrArray) list = cairn_snapshot_list(remote_repo, NULL, error);
-    if (!list)
-        return NULL;
-    CairnSnapshot *s = cairn_snapshot_resolve_in(list, spec, error);
-    if (!s)
-        return NULL;
-    g_autoptr(CairnBackend) local = cairn_backend_open(cli->repo_location, TRUE, error);
-    if (!local || !cairn_sync_prepare_target(remote_repo, local, error))
-        return NULL;
-    CairnRepo *lrepo = cairn_repo_open_backend(g_steal_pointer(&local), cli->key_file, error);
-    if (!lrepo)
-        return NULL;
-    g_autoptr(GPtrArray) one = g_ptr_array_new();
-    g_ptr_array_add(one, s);
-    CairnSyncOptions o = { .parallel = 8 };
-    CairnSyncStats st;
-    gboolean ok = cairn_sync(remote_repo, cairn_repo_backend(lrepo), one, &o, &st, error);
-    cairn_sync_stats_clear(&st);
-    if (!ok) {
-        cairn_repo_free(lrepo);
-        return NULL;
-    }
-    *ret_local = lrepo;
-    return cairn_snapshot_load(lrepo, &s->id, error);
-}
 
 /* what the instant restore callbacks see: progress first (its callback's data) */
 typedef struct {
@@ -164,20 +132,8 @@ cairn_cmd_restore(CairnCli *cli, int argc, char **argv)
         return cairn_cli_fail(cli, gerr);
 
     g_autoptr(CairnRepo) repo = NULL;
-    g_autoptr(CairnSnapshot) snap = NULL;
-    if (from) {
-        g_autoptr(CairnRepo) remote = cairn_cli_open_remote_repo(cli, from, &gerr);
-        if (!remote)
-            return cairn_cli_fail(cli, gerr);
-        if (no_cache) {
-            snap = cairn_snapshot_resolve(remote, argv[1], &gerr);
-            repo = g_steal_pointer(&remote);
-        } else {
-            snap = pull_snapshot(cli, remote, argv[1], &repo, &gerr);
-        }
-    } else if ((repo = cairn_cli_open_repo(cli, &gerr))) {
-        snap = cairn_snapshot_resolve(repo, argv[1], &gerr);
-    }
+    g_autoptr(CairnSnapshot) snap = cairn_cli_open_snapshot(cli, from, no_cache, argv[1], &repo,
+                                                            &gerr);
     if (!snap)
         return cairn_cli_fail(cli, gerr);
     g_autoptr(CairnLock) lock = cairn_lock_acquire(repo, CAIRN_LOCK_SHARED, "restore",

@@ -18,7 +18,7 @@ requests_of(CairnBackend *b)
 
 /* the snapshots named on the command line (all when none) */
 static GPtrArray *
-select_snapshots(GPtrArray *all, int argc, char **argv, GError **error)
+select_snapshots(GPtrArray *all, int argc, char **argv, gboolean skip_missing, GError **error)
 {
     GPtrArray *out = g_ptr_array_new();
     if (argc <= 2) {
@@ -29,8 +29,14 @@ select_snapshots(GPtrArray *all, int argc, char **argv, GError **error)
     for (int a = 2; a < argc; a++) {
         const char *spec = argv[a];
         if (strchr(spec, '@') || cairn_is_hex(spec, 8, CAIRN_ID_HEX_LEN)) {
-            CairnSnapshot *s = cairn_snapshot_resolve_in(all, spec, error);
+            g_autoptr(GError) e = NULL;
+            CairnSnapshot *s = cairn_snapshot_resolve_in(all, spec, &e);
+            if (!s && skip_missing && g_error_matches(e, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NOT_FOUND)) {
+                fprintf(stderr, "cairn: skipping '%s': no longer in the repository\n", spec);
+                continue;
+            }
             if (!s) {
+                g_propagate_error(error, g_steal_pointer(&e));
                 g_ptr_array_unref(out);
                 return NULL;
             }
@@ -58,7 +64,7 @@ select_snapshots(GPtrArray *all, int argc, char **argv, GError **error)
 static int
 sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
 {
-    gboolean all = FALSE, dry_run = FALSE, json = FALSE;
+    gboolean all = FALSE, dry_run = FALSE, json = FALSE, skip_missing = FALSE;
     g_autofree char *bw = NULL;
     int parallel = 0;
     GOptionEntry entries[] = {
@@ -67,6 +73,8 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
           "(e.g. 20M)", "RATE" },
         { "parallel", 0, 0, G_OPTION_ARG_INT, &parallel, "objects in flight (default 8)", "N" },
         { "dry-run", 'n', 0, G_OPTION_ARG_NONE, &dry_run, "only count what would move", NULL },
+        { "skip-missing", 0, 0, G_OPTION_ARG_NONE, &skip_missing,
+          "skip snapshot ids that are no longer in the source (pruned)", NULL },
         { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print a JSON summary", NULL },
         { NULL }
     };
@@ -121,14 +129,14 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
     g_autoptr(GPtrArray) list = cairn_snapshot_list(src, NULL, &gerr);
     if (!list)
         return cairn_cli_fail(cli, gerr);
-    g_autoptr(GPtrArray) chosen = select_snapshots(list, argc, argv, &gerr);
+    g_autoptr(GPtrArray) chosen = select_snapshots(list, argc, argv, skip_missing, &gerr);
     if (!chosen)
         return cairn_cli_fail(cli, gerr);
 
     guint64 req0 = requests_of(cairn_repo_backend(src)) + requests_of(cairn_repo_backend(dst));
     CairnCliProgress progress;
     cairn_cli_progress_init(&progress, cli, cli->command);
-    if (progress.active) {
+    if (progress.active || progress.fd >= 0) {
         o.progress = cairn_cli_progress_cb;
         o.progress_data = &progress;
     }

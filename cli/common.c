@@ -1,6 +1,7 @@
 /* common.c - helpers shared by the subcommands. */
 #include "config.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -10,6 +11,8 @@
 
 #include "cli/cli.h"
 #include "policies/remote.h"
+#include "repo/lock.h"
+#include "repo/sync.h"
 
 int
 cairn_cli_fail(CairnCli *cli, GError *error)
@@ -67,6 +70,78 @@ cairn_cli_open_remote_repo(CairnCli *cli, const char *remote, GError **error)
     return cairn_repo_open_backend(b, cli->key_file, error);
 }
 
+/* Copy one snapshot of remote_repo (what the local repository lacks,
+ * verified on arrival, as `cairn pull` does) into the local repository, which
+ * is created when absent; returns it opened. */
+static CairnRepo *
+pull_one(CairnCli *cli, CairnRemote *remote, CairnRepo *remote_repo, CairnSnapshot *s,
+         GError **error)
+{
+    g_autoptr(CairnBackend) local = cairn_backend_open(cli->repo_location, TRUE, error);
+    if (!local || !cairn_sync_prepare_target(remote_repo, local, error))
+        return NULL;
+    g_autoptr(CairnRepo) lrepo = cairn_repo_open_backend(g_steal_pointer(&local), cli->key_file,
+                                                         error);
+    if (!lrepo)
+        return NULL;
+    g_autoptr(CairnLock) src_lock = cairn_lock_acquire(remote_repo, CAIRN_LOCK_SHARED, "pull",
+                                                       cli->lock_wait, error);
+    if (!src_lock)
+        return NULL;
+    g_autoptr(CairnLock) dst_lock = cairn_lock_acquire(lrepo, CAIRN_LOCK_SHARED, "pull",
+                                                       cli->lock_wait, error);
+    if (!dst_lock)
+        return NULL;
+    g_autoptr(GPtrArray) one = g_ptr_array_new();
+    g_ptr_array_add(one, s);
+    CairnSyncOptions o = { .parallel = remote->parallel ? remote->parallel : 8,
+                           .bwlimit = remote->bwlimit };
+    CairnCliProgress progress;
+    cairn_cli_progress_init(&progress, cli, "pull");
+    if (progress.active) {
+        o.progress = cairn_cli_progress_cb;
+        o.progress_data = &progress;
+    }
+    CairnSyncStats st;
+    gboolean ok = cairn_sync(remote_repo, cairn_repo_backend(lrepo), one, &o, &st, error);
+    cairn_cli_progress_done(&progress);
+    cairn_sync_stats_clear(&st);
+    return ok ? g_steal_pointer(&lrepo) : NULL;
+}
+
+CairnSnapshot *
+cairn_cli_open_snapshot(CairnCli *cli, const char *from, gboolean no_cache, const char *spec,
+                        CairnRepo **ret_repo, GError **error)
+{
+    g_autoptr(CairnRepo) repo = NULL;
+    g_autoptr(CairnSnapshot) s = NULL;
+    if (!from) {
+        if (!(repo = cairn_cli_open_repo(cli, error)) ||
+            !(s = cairn_snapshot_resolve(repo, spec, error)))
+            return NULL;
+        *ret_repo = g_steal_pointer(&repo);
+        return g_steal_pointer(&s);
+    }
+    g_autoptr(CairnRemote) remote = cairn_remote_lookup(from, error);
+    if (!remote)
+        return NULL;
+    CairnBackend *b = cairn_remote_open_backend(remote, FALSE, error);
+    if (!b || !(repo = cairn_repo_open_backend(b, cli->key_file, error)) ||
+        !(s = cairn_snapshot_resolve(repo, spec, error)))
+        return NULL;
+    if (no_cache) {
+        *ret_repo = g_steal_pointer(&repo);
+        return g_steal_pointer(&s);
+    }
+    g_autoptr(CairnRepo) local = pull_one(cli, remote, repo, s, error);
+    if (!local)
+        return NULL;
+    CairnSnapshot *ls = cairn_snapshot_load(local, &s->id, error);
+    if (ls)
+        *ret_repo = g_steal_pointer(&local);
+    return ls;
+}
+
 int
 cairn_cli_signalfd(void)
 {
@@ -117,18 +192,40 @@ cairn_cli_progress_init(CairnCliProgress *p, CairnCli *cli, const char *label)
     p->label = label;
     p->start_us = g_get_monotonic_time();
     p->active = !cli->quiet && isatty(STDERR_FILENO);
+    /* cairnd runs commands with $CAIRN_PROGRESS_FD: one JSON line per update */
+    const char *fd = g_getenv("CAIRN_PROGRESS_FD");
+    p->fd = fd && *fd ? (int) g_ascii_strtoll(fd, NULL, 10) : -1;
+    if (p->fd <= STDERR_FILENO || fcntl(p->fd, F_GETFD) < 0)
+        p->fd = -1;
+}
+
+static void
+progress_line(CairnCliProgress *p, uint64_t done, uint64_t total)
+{
+    g_autoptr(CairnJson) o = json_pack("{s:s, s:I, s:I}", "label", p->label ? p->label : "",
+                                    "done", (json_int_t) done, "total", (json_int_t) total);
+    g_autofree char *text = o ? json_dumps(o, JSON_COMPACT) : NULL;
+    if (!text)
+        return;
+    g_autofree char *line = g_strconcat(text, "\n", NULL);
+    if (write(p->fd, line, strlen(line)) < 0)
+        p->fd = -1; /* the reader went away: no more updates */
 }
 
 void
 cairn_cli_progress_cb(uint64_t done, uint64_t total, gpointer user_data)
 {
     CairnCliProgress *p = user_data;
-    if (!p->active)
+    if (!p->active && p->fd < 0)
         return;
     gint64 now = g_get_monotonic_time();
-    if (now - p->last_us < 200000 && done < total)
+    if (now - p->last_us < (p->active ? 200000 : 500000) && done < total)
         return;
     p->last_us = now;
+    if (p->fd >= 0)
+        progress_line(p, done, total);
+    if (!p->active)
+        return;
     double secs = (double) (now - p->start_us) / 1e6;
     double rate = secs > 0 ? (double) done / secs : 0;
     g_autofree char *d = cairn_format_size(done);

@@ -27,6 +27,10 @@ static const struct {
     { "restore", cairn_cmd_restore, "recreate a domain from a snapshot" },
     { "restore-disk", cairn_cmd_restore_disk, "write one disk of a snapshot to a file" },
     { "serve", cairn_cmd_serve, "serve a disk of a snapshot as a read-only NBD export" },
+    { "status", cairn_cmd_status, "cairnd: policies, next runs, jobs, last results" },
+    { "jobs", cairn_cmd_jobs, "cairnd: queued, running and recent jobs" },
+    { "run", cairn_cmd_run, "cairnd: back up a policy's domains or a domain now" },
+    { "cancel", cairn_cmd_cancel, "cairnd: cancel a job" },
 };
 
 static void

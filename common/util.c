@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -430,6 +431,38 @@ cairn_now(void)
     if (fake && *fake)
         return g_ascii_strtoll(fake, NULL, 10);
     return (int64_t) time(NULL);
+}
+
+static volatile sig_atomic_t cancel_signal;
+
+static void
+on_cancel_signal(int sig)
+{
+    cancel_signal = sig;
+}
+
+void
+cairn_cancel_on_signals(void)
+{
+    struct sigaction sa = { .sa_handler = on_cancel_signal }; /* no SA_RESTART */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+}
+
+int
+cairn_cancelled(void)
+{
+    return cancel_signal;
+}
+
+void
+cairn_set_cancelled(GError **error, const char *what)
+{
+    int sig = cancel_signal;
+    g_set_error(error, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_CANCELLED, "%s: interrupted by SIG%s", what,
+                sig == SIGINT ? "INT" : sig == SIGHUP ? "HUP" : "TERM");
 }
 
 static unsigned

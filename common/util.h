@@ -12,6 +12,7 @@ typedef enum {
     CAIRN_UTIL_ERROR_PARSE,   /* malformed size, duration or time */
     CAIRN_UTIL_ERROR_IO,      /* a system call failed; message has strerror */
     CAIRN_UTIL_ERROR_NOSPACE, /* ENOSPC / EDQUOT */
+    CAIRN_UTIL_ERROR_CANCELLED, /* interrupted by a signal (cairn_cancelled) */
 } CairnUtilError;
 
 /* "64K", "1M", "1MiB", "4096" -> bytes (binary units) */
@@ -59,5 +60,13 @@ bool cairn_is_all_zero(const void *buf, size_t len);
 /* 16 random hex characters (for temp names, lock ids) */
 char *cairn_random_hex(size_t nbytes);
 int64_t cairn_now(void);   /* unix seconds; $CAIRN_FAKE_NOW overrides for tests */
+/* Cancellation by signal: cairn_cancel_on_signals() makes SIGINT, SIGTERM
+ * and SIGHUP set a flag (and interrupt blocking calls) instead of killing the
+ * process; long loops poll cairn_cancelled() and fail with
+ * cairn_set_cancelled(), so that their error paths clean up (end the libvirt
+ * job, thaw the guest, remove scratch files). */
+void cairn_cancel_on_signals(void);
+int cairn_cancelled(void); /* the signal number, or 0 */
+void cairn_set_cancelled(GError **error, const char *what);
 /* a short "did you mean" suggestion from candidates, or NULL */
 const char *cairn_closest(const char *word, const char *const *candidates);

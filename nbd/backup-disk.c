@@ -379,8 +379,10 @@ wait_for_event(Backup *b)
     }
     int r;
     do
-        r = poll(fds, n, -1);
-    while (r < 0 && errno == EINTR);
+        r = poll(fds, n, 500); /* wakes for cairn_cancelled() */
+    while (r < 0 && errno == EINTR && !cairn_cancelled());
+    if (r <= 0 && (r == 0 || errno == EINTR))
+        return;
     if (r < 0) {
         GError *e = NULL;
         cairn_set_errno(&e, errno, "cannot wait for reads from", b->name);
@@ -512,6 +514,11 @@ cairn_nbd_backup_disk(CairnRepo *repo, CairnNbdSource *src, const CairnIndex *pa
 
     gint64 last_progress = g_get_monotonic_time();
     for (;;) {
+        if (cairn_cancelled() && !b.error) {
+            GError *e = NULL;
+            cairn_set_cancelled(&e, b.name);
+            fail(&b, e);
+        }
         collect_returned(&b);
         dispatch(&b);
         report_progress(&b, progress, progress_data, &last_progress, FALSE);

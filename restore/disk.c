@@ -76,6 +76,7 @@ struct Restore {
     const char *path;
     const char *tmp;
     CairnDiskFormat format;
+    const gint *cancel;   /* set by the caller: stop */
     int fd;               /* raw: the temp file */
     struct nbd_handle *h; /* qcow2: qemu-nbd on the temp file */
 
@@ -240,6 +241,9 @@ static void
 dispatch(Restore *r)
 {
     const CairnIndex *index = r->index;
+    if (!r->error && r->cancel && g_atomic_int_get(r->cancel))
+        fail(r, g_error_new(CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_CANCELLED,
+                            "cancelled"));
     while (!r->error && r->free_jobs->len > 0 && r->next < index->count) {
         uint64_t i = r->next++;
         uint32_t len = cairn_index_chunk_len(index, i);
@@ -406,8 +410,8 @@ write_chunks(Restore *r, CairnProgressFunc progress, gpointer progress_data, GEr
 
 /* ---- the target file ---- */
 
-static gboolean
-check_target(const char *path, gboolean force, GError **error)
+gboolean
+cairn_restore_check_target(const char *path, gboolean force, GError **error)
 {
     struct stat st;
     if (lstat(path, &st) < 0) {
@@ -434,9 +438,8 @@ check_target(const char *path, gboolean force, GError **error)
     return TRUE;
 }
 
-static gboolean
-check_space(const CairnIndex *index, const char *path, const char *dir, CairnDiskFormat format,
-            GError **error)
+uint64_t
+cairn_restore_space_needed(const CairnIndex *index, CairnDiskFormat format)
 {
     uint64_t need = 0;
     for (uint64_t i = 0; i < index->count; i++)
@@ -444,12 +447,17 @@ check_space(const CairnIndex *index, const char *path, const char *dir, CairnDis
             need += cairn_index_chunk_len(index, i);
     if (format == CAIRN_DISK_FORMAT_QCOW2)
         need += need / 4096 + (1u << 20); /* L1/L2/refcount tables, header */
+    return need;
+}
 
+gboolean
+cairn_restore_check_space(const char *dir, uint64_t need, const char *what, GError **error)
+{
     struct statvfs vfs;
     if (statvfs(dir, &vfs) < 0) {
         int errsv = errno;
         g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                    "cannot restore to '%s': cannot check free space in '%s': %s", path, dir,
+                    "cannot restore %s: cannot check free space in '%s': %s", what, dir,
                     g_strerror(errsv));
         return FALSE;
     }
@@ -458,9 +466,9 @@ check_space(const CairnIndex *index, const char *path, const char *dir, CairnDis
         g_autofree char *need_s = cairn_format_size(need);
         g_autofree char *avail_s = cairn_format_size(avail);
         g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_NOSPACE,
-                    "cannot restore to '%s': not enough free space in '%s': %s needed, %s "
+                    "cannot restore %s: not enough free space in '%s': %s needed, %s "
                     "available (free space there or restore elsewhere)",
-                    path, dir, need_s, avail_s);
+                    what, dir, need_s, avail_s);
         return FALSE;
     }
     return TRUE;
@@ -587,7 +595,8 @@ restore_into(Restore *r, CairnProgressFunc progress, gpointer progress_data, GEr
 
 gboolean
 cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char *path,
-                           CairnDiskFormat format, gboolean force, CairnRestoreStats *ret_stats,
+                           CairnDiskFormat format, gboolean force, const gint *cancel,
+                           CairnRestoreStats *ret_stats,
                            CairnProgressFunc progress, gpointer progress_data, GError **error)
 {
     g_return_val_if_fail(repo && index && path, FALSE);
@@ -597,11 +606,12 @@ cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char 
                     "cannot restore to '%s': the disk index is empty", path);
         return FALSE;
     }
-    if (!check_target(path, force, error))
+    if (!cairn_restore_check_target(path, force, error))
         return FALSE;
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *base = g_path_get_basename(path);
-    if (!check_space(index, path, dir, format, error))
+    g_autofree char *what = g_strdup_printf("to '%s'", path);
+    if (!cairn_restore_check_space(dir, cairn_restore_space_needed(index, format), what, error))
         return FALSE;
 
     g_autofree char *rnd = cairn_random_hex(4);
@@ -618,6 +628,7 @@ cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char 
         .path = path,
         .tmp = tmp,
         .format = format,
+        .cancel = cancel,
         .fd = fd,
         .wake_fd = -1,
     };

@@ -218,8 +218,8 @@ cairn_restore_define(virConnectPtr conn, const char *name, const char *xml,
                                             VIR_DOMAIN_UNDEFINE_KEEP_NVRAM) < 0)
             virResetLastError();
         else
-            note(notes, "replaced the definition of '%s'; its old disks were kept "
-                 "where they were", name);
+            note(notes, "replaced the definition of '%s'; its disks that were not restored "
+                 "over were kept where they were", name);
         virDomainFree(old);
     }
     virDomainPtr dom = virDomainDefineXML(conn, xml);
@@ -236,6 +236,8 @@ typedef struct {
     char *path;
     CairnDiskFormat format;
     gboolean force;
+    gboolean existed; /* replaced (--force): kept even when the restore fails */
+    gint *cancel;     /* shared: set by the first disk that fails */
     CairnRestoreStats st;
     GError *error;
 } DiskJob;
@@ -244,8 +246,9 @@ static gpointer
 disk_thread(gpointer data)
 {
     DiskJob *j = data;
-    cairn_restore_disk_to_file(j->repo, j->index, j->path, j->format, j->force, &j->st, NULL,
-                               NULL, &j->error);
+    if (!cairn_restore_disk_to_file(j->repo, j->index, j->path, j->format, j->force, j->cancel,
+                                    &j->st, NULL, NULL, &j->error))
+        g_atomic_int_set(j->cancel, 1); /* the other disks stop: the restore failed */
     return NULL;
 }
 
@@ -253,6 +256,62 @@ static gboolean
 want_disk(const CairnRestoreOptions *o, const char *target)
 {
     return !o->disks || g_strv_contains((const char *const *) o->disks, target);
+}
+
+/* Before anything is written: every target may be written, and the file
+ * system of dir holds all the disks at once (they are written in parallel,
+ * so each one fitting alone is not enough). */
+static gboolean
+check_targets(const char *name, const char *dir, DiskJob *jobs, guint n, GError **error)
+{
+    uint64_t need = 0;
+    guint count = 0;
+    for (guint i = 0; i < n; i++) {
+        if (!jobs[i].index)
+            continue;
+        if (!cairn_restore_check_target(jobs[i].path, jobs[i].force, error))
+            return FALSE;
+        jobs[i].existed = g_file_test(jobs[i].path, G_FILE_TEST_EXISTS);
+        need += cairn_restore_space_needed(jobs[i].index, jobs[i].format);
+        count++;
+    }
+    g_autofree char *what = g_strdup_printf("'%s' (%u disk%s)", name, count,
+                                            count == 1 ? "" : "s");
+    return cairn_restore_check_space(dir, need, what, error);
+}
+
+/* the first error of the disks, one that caused the others' cancellation
+ * rather than a cancellation */
+static gboolean
+take_disk_error(CairnManifest *m, DiskJob *jobs, guint n, GError **error)
+{
+    int first = -1;
+    for (guint i = 0; i < n; i++) {
+        if (!jobs[i].error)
+            continue;
+        if (first < 0 || (g_error_matches(jobs[first].error, CAIRN_RESTORE_ERROR,
+                                          CAIRN_RESTORE_ERROR_CANCELLED) &&
+                          !g_error_matches(jobs[i].error, CAIRN_RESTORE_ERROR,
+                                           CAIRN_RESTORE_ERROR_CANCELLED)))
+            first = (int) i;
+    }
+    if (first < 0)
+        return TRUE;
+    g_propagate_prefixed_error(error, g_steal_pointer(&jobs[first].error), "disk %s: ",
+                               ((CairnManifestDisk *) m->disks->pdata[first])->target);
+    return FALSE;
+}
+
+/* a failed restore leaves no disk of its own behind (nor the directory it
+ * made): a set of disks of which some are missing is no restore */
+static void
+remove_restored(DiskJob *jobs, guint n, const char *dir, gboolean made_dir)
+{
+    for (guint i = 0; i < n; i++)
+        if (jobs[i].index && !jobs[i].existed)
+            unlink(jobs[i].path);
+    if (made_dir)
+        rmdir(dir); /* only when empty */
 }
 
 gboolean
@@ -295,6 +354,7 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
 
     g_autofree char *dir = o->dir ? g_strdup(o->dir)
                                   : g_build_filename("/var/lib/libvirt/images", r->name, NULL);
+    gboolean made_dir = !g_file_test(dir, G_FILE_TEST_IS_DIR);
     if (!cairn_mkdir_p(dir, 0755, error)) {
         if (conn)
             virConnectClose(conn);
@@ -305,6 +365,7 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
     guint n = m->disks->len;
     g_autofree DiskJob *jobs = g_new0(DiskJob, n);
     g_autofree GThread **threads = g_new0(GThread *, n);
+    gint cancel = 0;
     gboolean ok = TRUE;
     for (guint i = 0; i < n && ok; i++) {
         CairnManifestDisk *d = m->disks->pdata[i];
@@ -313,25 +374,30 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
         jobs[i].repo = repo;
         jobs[i].format = o->format;
         jobs[i].force = o->force;
+        jobs[i].cancel = &cancel;
         jobs[i].path = g_strdup_printf("%s/%s-%s.%s", dir, r->name, d->target, ext);
         if (!(jobs[i].index = cairn_index_load(repo, &d->index, error)))
             ok = FALSE;
         else
             g_hash_table_insert(files, d->target, g_strdup(jobs[i].path));
     }
+    ok = ok && check_targets(r->name, dir, jobs, n, error);
     for (guint i = 0; i < n && ok; i++)
         if (jobs[i].index)
             threads[i] = g_thread_new("cairn-restore", disk_thread, &jobs[i]);
-    for (guint i = 0; i < n; i++) {
+    for (guint i = 0; i < n; i++)
         if (threads[i])
             g_thread_join(threads[i]);
-        if (ok && jobs[i].error) {
-            g_propagate_prefixed_error(error, jobs[i].error, "disk %s: ",
-                                       ((CairnManifestDisk *) m->disks->pdata[i])->target);
-            jobs[i].error = NULL;
-            ok = FALSE;
-        }
+    if (ok && !take_disk_error(m, jobs, n, error)) {
+        remove_restored(jobs, n, dir, made_dir);
+        ok = FALSE;
+    } else if (!ok && made_dir) {
+        rmdir(dir);
+    }
+    for (guint i = 0; i < n; i++) {
         g_clear_error(&jobs[i].error);
+        if (jobs[i].index && ok && jobs[i].existed)
+            note(r->notes, "replaced the existing file '%s' (--force)", jobs[i].path);
         if (jobs[i].index && ok)
             json_array_append_new(r->disks, json_pack("{s:s, s:s, s:s, s:I}", "target",
                 ((CairnManifestDisk *) m->disks->pdata[i])->target, "file", jobs[i].path,

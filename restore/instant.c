@@ -486,7 +486,13 @@ cairn_restore_instant(CairnRepo *repo, CairnSnapshot *snap, const CairnInstantOp
                                          .socket = d->socket, .pidfile = d->pidfile,
                                          .log_file = d->log,
                                          .socket_owner = qemu ? quser : NULL,
-                                         .lock_wait = o->lock_wait, .detach = TRUE };
+                                         .lock_wait = o->lock_wait, .detach = TRUE,
+                                         /* QEMU's stream job copies every extent it
+                                          * knows to be zero (reading it over NBD):
+                                          * holes it knows nothing of stay
+                                          * unallocated, and read as zeros once the
+                                          * overlay has no backing */
+                                         .holes_unknown = TRUE };
         if (!b->force && access(d->overlay, F_OK) == 0) {
             g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
                         "'%s' exists: give --force to replace it, or another --name or --dir",

@@ -2,7 +2,7 @@
  * read-only, straight from the repository.
  *
  *   nbdkit --readonly PATH/nbdkit-cairn-plugin.so repo=LOCATION snapshot=ID disk=vda
- *          [key_file=FILE] [lock_wait=SECONDS] [cache=CHUNKS]
+ *          [key_file=FILE] [lock_wait=SECONDS] [cache=CHUNKS] [holes=zero|unknown]
  *
  * repo= is a path, a URL or the name of a configured remote (remotes.d).
  * .get_ready opens the repository, resolves the snapshot and loads the
@@ -11,7 +11,9 @@
  * being served) from the process that will serve. Every read fetches the
  * chunks it covers with cairn_repo_get, which re-hashes them: a damaged
  * chunk is an EIO naming the object, never wrong data. Holes read as zeros
- * and are reported as hole+zero extents. A small LRU cache of decoded
+ * and are reported as hole+zero extents (holes=unknown: hole only, for a
+ * QEMU block pull, which reads and copies every extent known to be zero but
+ * leaves alone the ones it knows nothing of). A small LRU cache of decoded
  * chunks (shared by all connections, guarded by one mutex) serves the many
  * small reads a client makes inside one chunk; a chunk being fetched by one
  * thread is waited for, not fetched again, by the others. A reader that
@@ -54,6 +56,7 @@ static struct {
     char *repo_location, *snapshot, *disk, *key_file;
     int64_t lock_wait;
     unsigned cache_entries;
+    gboolean holes_unknown;
     /* after .get_ready */
     CairnRepo *repo;
     CairnIndex *index;
@@ -115,9 +118,15 @@ cairn_config(const char *key, const char *value)
             nbdkit_error("cache is at most %u chunks, not '%s'", CACHE_MAX_ENTRIES, value);
             return -1;
         }
+    } else if (!strcmp(key, "holes")) {
+        if (strcmp(value, "zero") != 0 && strcmp(value, "unknown") != 0) {
+            nbdkit_error("holes is 'zero' or 'unknown', not '%s'", value);
+            return -1;
+        }
+        P.holes_unknown = !strcmp(value, "unknown");
     } else {
         nbdkit_error("unknown parameter '%s' (known: repo, snapshot, disk, key_file, "
-                     "lock_wait, cache)", key);
+                     "lock_wait, cache, holes)", key);
         return -1;
     }
     return 0;
@@ -141,7 +150,9 @@ cairn_config_complete(void)
     "disk=TARGET      (required) the disk to serve, e.g. vda\n" \
     "key_file=FILE    key of an encrypted repository\n" \
     "lock_wait=SECS   how long to wait for a conflicting repository lock (600)\n" \
-    "cache=N          decoded chunks kept in memory (at most 16)"
+    "cache=N          decoded chunks kept in memory (at most 16)\n" \
+    "holes=zero       holes are reported as hole+zero extents (default); unknown:\n" \
+    "                 as hole only (a QEMU block pull then skips them)"
 
 /* a configured remote's name, else a path or URL (as the CLI's --repo) */
 static CairnRepo *
@@ -418,8 +429,10 @@ cairn_extents(void *handle, uint32_t count, uint64_t offset, uint32_t flags,
     uint64_t end = MIN(offset + count, P.index->virtual_size);
     for (uint64_t i = offset / cs; i * cs < end; i++) {
         uint64_t start = i * cs, len = cairn_index_chunk_len(P.index, i);
-        uint32_t type = cairn_id_is_zero(&P.index->ids[i])
-                            ? NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO : 0;
+        /* a hole reads as zeros either way; whether clients are told so */
+        uint32_t hole = P.holes_unknown ? NBDKIT_EXTENT_HOLE
+                                        : NBDKIT_EXTENT_HOLE | NBDKIT_EXTENT_ZERO;
+        uint32_t type = cairn_id_is_zero(&P.index->ids[i]) ? hole : 0;
         if (nbdkit_add_extent(extents, start, len, type) == -1)
             return -1;
         if (flags & NBDKIT_FLAG_REQ_ONE)

@@ -11,6 +11,7 @@ typedef enum {
     CAIRN_RESTORE_ERROR_NOSPACE, /* not enough free space (checked first) */
     CAIRN_RESTORE_ERROR_FAILED,  /* writing failed */
     CAIRN_RESTORE_ERROR_INVALID, /* bad format name etc. */
+    CAIRN_RESTORE_ERROR_CANCELLED, /* stopped because *cancel was set */
 } CairnRestoreError;
 
 typedef enum {
@@ -26,11 +27,23 @@ typedef struct {
     uint64_t chunks_hole;
 } CairnRestoreStats;
 
+/* Bytes the restored file of 'index' takes at most on disk: its data chunks
+ * (holes take none), plus qcow2 metadata. */
+uint64_t cairn_restore_space_needed(const CairnIndex *index, CairnDiskFormat format);
+/* Fail (CAIRN_RESTORE_ERROR_NOSPACE, naming both sizes) when the file system
+ * of 'dir' has less than 'need' bytes free; 'what' names what is restored. */
+gboolean cairn_restore_check_space(const char *dir, uint64_t need, const char *what,
+                                   GError **error);
+/* 'path' may be written: absent, or a regular file and force. */
+gboolean cairn_restore_check_target(const char *path, gboolean force, GError **error);
+
 /* Write a disk from an index: sparse (holes are never written), every chunk
  * re-verified, into a temp file beside 'path' that is renamed over it only
  * when complete and flushed. Refuses an existing 'path' unless force.
- * Checks free space first. Nothing is left behind on failure. */
+ * Checks free space first. Nothing is left behind on failure. 'cancel'
+ * (NULL: none), read atomically, stops the restore with
+ * CAIRN_RESTORE_ERROR_CANCELLED once non-zero. */
 gboolean cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char *path,
-                                    CairnDiskFormat format, gboolean force,
+                                    CairnDiskFormat format, gboolean force, const gint *cancel,
                                     CairnRestoreStats *ret_stats, CairnProgressFunc progress,
                                     gpointer progress_data, GError **error);

@@ -424,6 +424,8 @@ cairn_server_start(const CairnServeOptions *o, GError **error)
     if (o->key_file)
         g_ptr_array_add(argv, g_strdup_printf("key_file=%s", o->key_file));
     g_ptr_array_add(argv, g_strdup_printf("lock_wait=%" G_GINT64_FORMAT, o->lock_wait));
+    if (o->holes_unknown)
+        g_ptr_array_add(argv, g_strdup("holes=unknown"));
     g_ptr_array_add(argv, NULL);
     g_auto(GStrv) env = child_environ();
 

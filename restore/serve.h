@@ -27,6 +27,9 @@ typedef struct {
     const char *log_file;     /* nbdkit's stderr (appended); NULL: inherited */
     const char *socket_owner; /* chown the socket to this user once it listens */
     int64_t lock_wait;        /* seconds the plugin waits for a repository lock */
+    /* TRUE: holes are reported as holes only, not as zeros (holes=unknown):
+     * a QEMU block pull then skips them instead of reading their zeros */
+    gboolean holes_unknown;
     /* TRUE: a session of its own (the terminal's ^C does not reach it) that
      * outlives us; FALSE: dies with us (--exit-with-parent) */
     gboolean detach;

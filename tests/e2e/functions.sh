@@ -201,6 +201,16 @@ expect_fail() {
     }
 }
 
+# expect_ok OUT CMD...: CMD must succeed; its stdout goes to OUT and its
+# stderr to OUT.err, which is shown (indented) either way
+expect_ok() {
+    local out=$1 rc=0
+    shift
+    "$@" >"$out" 2>"$out.err" || rc=$?
+    sed 's/^/    stderr: /' "$out.err"
+    [ "$rc" -eq 0 ] || fail "'$*' exited $rc"
+}
+
 # ---- JSON (python3)
 
 # json_get FILE KEY: value at a dotted path ("disks.0.chunks_new"); strings

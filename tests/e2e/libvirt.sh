@@ -123,7 +123,8 @@ _remove_domain() {
 # domain_xml NAME NDISKS: the XML of a TCG domain without a guest OS whose
 # disks vda, vdb, ... are $IMAGES_BASE/NAME/vdX.qcow2 with user aliases
 # ua-vdX (HMP qemu-io needs a stable qdev id); $DOMAIN_EXTRA_DEVICES (XML)
-# is added to its devices
+# is added to its devices, $DOMAIN_FEATURES (XML, e.g. <acpi/>: PCI hot-plug
+# on the pc machine needs it) to its <features>
 domain_xml() {
     local name=$1 n=$2 i t
     cat <<EOF
@@ -132,6 +133,7 @@ domain_xml() {
   <memory unit='MiB'>128</memory>
   <vcpu>1</vcpu>
   <os><type arch='x86_64' machine='pc'>hvm</type><boot dev='hd'/></os>
+  <features>${DOMAIN_FEATURES:-}</features>
   <on_poweroff>destroy</on_poweroff>
   <on_reboot>restart</on_reboot>
   <on_crash>destroy</on_crash>
@@ -199,6 +201,24 @@ qio() {
     out=$(virsh qemu-monitor-command "$1" --hmp "qemu-io -d ua-$2/virtio-backend \"$3\"") ||
         fail "qemu-io on $1 $2 '$3' failed"
     [ -z "$(printf '%s' "$out" | tr -d '[:space:]')" ] || fail "qemu-io on $1 $2 '$3': $out"
+}
+
+# guest_read DOM DEVICE PATTERN OFFSET LEN: true when QEMU reads LEN bytes of
+# PATTERN (0x5a) at OFFSET through the device DEVICE of the running DOM (its
+# qdev id: ua-vda, or libvirt's alias, e.g. virtio-disk2, of a hot-plugged
+# disk). HMP qemu-io prints its verdict on QEMU's stdout (the domain's log),
+# not on the monitor: it is read from the log.
+guest_read() {
+    local dom=$1 dev=$2 pat=$3 off len log n out
+    off=$(to_bytes "$4") len=$(to_bytes "$5")
+    log=/var/log/libvirt/qemu/$dom.log
+    n=$(stat -c %s "$log")
+    out=$(virsh qemu-monitor-command "$dom" --hmp "qemu-io -d $dev/virtio-backend \"read -P $pat $off $len\"") ||
+        fail "qemu-io read on $dom $dev failed"
+    [ -z "$(printf '%s' "$out" | tr -d '[:space:]')" ] || fail "qemu-io read on $dom $dev: $out"
+    wait_for "tail -c +$((n + 1)) '$log' | grep -qF 'read $len/$len bytes at offset $off'" 10 ||
+        fail "no qemu-io verdict in $log"
+    ! tail -c +$((n + 1)) "$log" | grep -qF "Pattern verification failed at offset $off,"
 }
 
 # qio_offline DOM DISK 'qemu-io command': the same on the image file of a
@@ -315,6 +335,81 @@ assert_restore() {
     }
     cmp "$ref" "$out" >&2 || fail "$snap $disk restored differs from the reference ${ref##*/}"
     rm -f "$out"
+}
+
+# ---- restored domains
+
+# raw_of IMAGE OUT: the guest-visible bytes of a (possibly in use) image
+raw_of() {
+    qemu-img convert -U -O raw "$1" "$2" || fail "qemu-img convert -U $1 failed"
+}
+# assert_image_eq IMAGE REFERENCE WHAT: cmp of IMAGE's bytes with REFERENCE
+assert_image_eq() {
+    local out=$WORKDIR/image-eq.raw
+    raw_of "$1" "$out"
+    cmp "$2" "$out" >&2 || fail "$3: $1 differs from ${2##*/}"
+    rm -f "$out"
+}
+# blk_sources DOM [--inactive]: "target path" lines of virsh domblklist
+blk_sources() {
+    virsh -q domblklist "$@" | awk 'NF == 2 { print $1, $2 }'
+}
+# macs DOM: the MAC addresses of DOM's NICs, sorted, one a line
+macs() {
+    virsh -q domiflist "$1" | awk 'NF { print $NF }' | sort
+}
+# files under DIR (recursively), one a line; "" when DIR does not exist
+files_under() {
+    { find "$1" -mindepth 1 2>/dev/null || true; } | sort
+}
+# blk_source DOM TARGET: the file of DOM's disk TARGET
+blk_source() {
+    blk_sources "$1" | awk -v t="$2" '$1 == t { print $2 }'
+}
+
+# lose_domain DOM: destroy and undefine DOM and delete its disk files
+lose_domain() {
+    local files
+    files=$(blk_sources "$1" | awk '{ print $2 }')
+    [ -n "$files" ] || fail "control: $1 has no disk"
+    if dom_running "$1"; then stop_domain "$1"; fi
+    virsh -q undefine "$1" --checkpoints-metadata >/dev/null || fail "virsh undefine $1 failed"
+    # shellcheck disable=SC2086
+    rm -f $files
+    ! dom_exists "$1" || fail "$1 still exists"
+}
+
+# assert_disks_at DOM REFDOM TAG [DISKS]: each disk (default vda vdb) of
+# the domain DOM equals REFDOM's reference of it at TAG
+assert_disks_at() {
+    local d f
+    for d in ${4:-vda vdb}; do
+        f=$(blk_source "$1" "$d")
+        [ -f "$f" ] || fail "the disk $d of $1 is not a file: '$f'"
+        assert_image_eq "$f" "$(ref_at "$2" "$d" "$3")" "$d of $1 (expected as at $3)"
+    done
+}
+
+# assert_apart A B: two running domains with different UUIDs, no MAC in
+# common, and no disk file in common
+assert_apart() {
+    local a=$1 b=$2 ua ub ma mb fa fb
+    dom_running "$a" || fail "$a does not run"
+    dom_running "$b" || fail "$b does not run"
+    ua=$(virsh domuuid "$a" | tr -d '[:space:]')
+    ub=$(virsh domuuid "$b" | tr -d '[:space:]')
+    [ "$ua" != "$ub" ] || fail "$a and $b have the same UUID $ua"
+    ma=$(macs "$a")
+    mb=$(macs "$b")
+    [ -n "$ma" ] && [ -n "$mb" ] || fail "control: no NIC on $a or $b"
+    [ -z "$(comm -12 <(echo "$ma") <(echo "$mb"))" ] ||
+        fail "$a and $b share a MAC: $(echo $ma) / $(echo $mb)"
+    fa=$(blk_sources "$a" | awk '{ print $2 }' | sort)
+    fb=$(blk_sources "$b" | awk '{ print $2 }' | sort)
+    [ -z "$(comm -12 <(echo "$fa") <(echo "$fb"))" ] ||
+        fail "$a and $b share disk files: $(comm -12 <(echo "$fa") <(echo "$fb") | tr '\n' ' ')"
+    info "$a and $b: UUIDs $ua / $ub, MACs $(echo $ma) / $(echo $mb)," \
+        "disks $(echo $fa) / $(echo $fb)"
 }
 
 # ---- backing up
@@ -474,6 +569,68 @@ finish_checks() {
     fi
     [ "${#_FAILED_SCENARIOS[@]}" -eq 0 ] || fail "failed scenarios: ${_FAILED_SCENARIOS[*]}"
     [ ! -s "$_DEFERRED" ] || fail "$(wc -l <"$_DEFERRED") deferred failure(s), listed above"
+}
+
+# ---- instant restores
+
+INSTANT_RUN=/run/cairn/instant
+
+# stop_instant_servers NAME: the nbdkit servers an instant restore of NAME
+# left (by their pid files, checked to be nbdkit), then its run directory
+stop_instant_servers() {
+    local f pid
+    for f in "$INSTANT_RUN/$1"/*.pid; do
+        [ -f "$f" ] || continue
+        pid=$(cat "$f")
+        if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = nbdkit ]; then
+            kill -TERM "$pid" 2>/dev/null || true
+            wait_for "[ ! -e /proc/$pid ]" 10 || kill -KILL "$pid" 2>/dev/null || true
+        fi
+    done
+    rm -rf "${INSTANT_RUN:?}/$1"
+}
+
+# backup_three_points DOM: writes into vda and vdb (of 128M at least) of the
+# running DOM, each followed by a backup, kept as references b1 (full), b2
+# and b3 (incrementals; $WORKDIR/bN.json hold their summaries): every disk
+# differs between any two points
+backup_three_points() {
+    info "full backup: random data and patterns in vda and vdb"
+    ref_write "$1" vda random 0 16M
+    ref_write "$1" vda 0x11 100M 1M
+    ref_write "$1" vdb random 4M 8M
+    ref_write "$1" vdb 0x21 40M 64k
+    backup_dom "$WORKDIR/b1" "$1"
+    assert_eq "$J_mode" full "mode of the first backup"
+    ref_save "$1" b1
+
+    info "incremental 1: overwrite parts of both disks"
+    ref_write "$1" vda random 8M 4M
+    ref_write "$1" vda 0x12 60M 2M
+    ref_write "$1" vdb 0x22 4M 1M
+    ref_write "$1" vdb random 50M 2M
+    backup_dom "$WORKDIR/b2" "$1"
+    assert_eq "$J_mode" incremental "mode of the second backup"
+    ref_save "$1" b2
+
+    info "incremental 2: more writes"
+    ref_write "$1" vda 0x13 0 1M
+    ref_write "$1" vda random 110M 3M
+    ref_write "$1" vdb random 0 1M
+    ref_write "$1" vdb 0x23 20M 64k
+    backup_dom "$WORKDIR/b3" "$1"
+    assert_eq "$J_mode" incremental "mode of the third backup"
+    ref_save "$1" b3
+
+    # the three points differ on both disks: restoring the wrong one is seen
+    local d p q
+    for d in vda vdb; do
+        for p in b1:b2 b2:b3 b1:b3; do
+            q=${p#*:} p=${p%:*}
+            ! cmp -s "$(ref_at "$1" $d $p)" "$(ref_at "$1" $d $q)" ||
+                fail "control: the references of $d at $p and $q are equal"
+        done
+    done
 }
 
 ensure_libvirtd
