@@ -57,6 +57,13 @@ setup_sydney(void **state)
 }
 
 static int
+setup_goose_bay(void **state)
+{
+    set_tz("America/Goose_Bay");
+    return 0;
+}
+
+static int
 teardown_tz(void **state)
 {
     set_tz("UTC");
@@ -475,6 +482,25 @@ test_sydney(void **state)
     CHECK(t, P(.monthly = 9), NULL, "monthly", NULL, "monthly", "monthly", "monthly");
 }
 
+static void
+test_clock_back_across_midnight(void **state)
+{
+    /* America/Goose_Bay, 2009-11-01: at 00:01 ADT the clocks went back to
+     * 23:01 AST on 10-31, so November began, October came back for an hour
+     * and November began again. Each period counts once, with its newest
+     * snapshot. */
+    const int64_t t[] = {
+        utc(2009, 11, 1, 2, 30, 0), /* 10-31 23:30 ADT */
+        utc(2009, 11, 1, 3, 0, 30), /* 11-01 00:00:30 ADT */
+        utc(2009, 11, 1, 3, 30, 0), /* 10-31 23:30 AST, October again */
+        utc(2009, 11, 1, 4, 30, 0), /* 11-01 00:30 AST */
+    };
+    CHECK(t, P(.daily = 3), NULL, NULL, "daily", "daily");
+    CHECK(t, P(.monthly = 4), NULL, NULL, "monthly", "monthly");
+    CHECK(t, P(.hourly = 4), NULL, NULL, "hourly", "hourly");
+    CHECK(t, P(.daily = 1, .monthly = 1), NULL, NULL, NULL, "daily, monthly");
+}
+
 int
 main(void)
 {
@@ -502,6 +528,8 @@ main(void)
         cmocka_unit_test_setup_teardown(test_berlin_month_ends_after_changes, setup_berlin,
                                         teardown_tz),
         cmocka_unit_test_setup_teardown(test_sydney, setup_sydney, teardown_tz),
+        cmocka_unit_test_setup_teardown(test_clock_back_across_midnight, setup_goose_bay,
+                                        teardown_tz),
     };
     return cmocka_run_group_tests_name("prune", tests, setup_utc, teardown_tz);
 }
