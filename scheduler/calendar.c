@@ -317,7 +317,7 @@ parse_date(Ctx *c, CairnCalendar *cal, const char *text)
     g_auto(GStrv) parts = g_strsplit(head, "-", -1);
     guint n = g_strv_length(parts);
     if (tilde) {
-        if (strchr(tilde + 1, '~') || strchr(tilde + 1, '-') || n > 2)
+        if (strchr(tilde + 1, '~') || strchr(tilde + 1, '-') || n < 1 || n > 2)
             return bad(c, "date \"%s\": expected YEAR-MONTH~DAY or MONTH~DAY", text);
     } else if (n != 2 && n != 3) {
         return bad(c, "date \"%s\": expected YEAR-MONTH-DAY or MONTH-DAY", text);
