@@ -89,17 +89,20 @@ cairn_prune_select(const int64_t *times, size_t n, const CairnKeepPolicy *policy
         { B_MONTH, "monthly", G_STRUCT_OFFSET(CairnKeepPolicy, monthly) },
         { B_YEAR, "yearly", G_STRUCT_OFFSET(CairnKeepPolicy, yearly) },
     };
+    /* Newest first, the first snapshot of each period is its newest. A
+     * period can come back after another one began (clocks going back across
+     * midnight: 00:00:30 ADT, then 23:30 AST the day before), so remember
+     * every period seen, not only the last one. */
+    g_autofree int64_t *keys = g_new(int64_t, n ? n : 1);
     for (size_t r = 0; r < G_N_ELEMENTS(rules); r++) {
         int left = G_STRUCT_MEMBER(int, policy, rules[r].off);
-        gboolean have_last = FALSE;
-        int64_t last_key = 0;
+        g_autoptr(GHashTable) seen = g_hash_table_new(g_int64_hash, g_int64_equal);
         for (size_t i = 0; i < n && left > 0; i++) {
-            int64_t key = bucket_key(items[i].t, rules[r].b);
-            if (have_last && key == last_key)
+            keys[i] = bucket_key(items[i].t, rules[r].b);
+            if (g_hash_table_contains(seen, &keys[i]))
                 continue;
+            g_hash_table_add(seen, &keys[i]);
             add_reason(reasons, items[i].idx, rules[r].name);
-            have_last = TRUE;
-            last_key = key;
             left--;
         }
     }

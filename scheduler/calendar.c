@@ -317,7 +317,7 @@ parse_date(Ctx *c, CairnCalendar *cal, const char *text)
     g_auto(GStrv) parts = g_strsplit(head, "-", -1);
     guint n = g_strv_length(parts);
     if (tilde) {
-        if (strchr(tilde + 1, '~') || strchr(tilde + 1, '-') || n > 2)
+        if (strchr(tilde + 1, '~') || strchr(tilde + 1, '-') || n < 1 || n > 2)
             return bad(c, "date \"%s\": expected YEAR-MONTH~DAY or MONTH~DAY", text);
     } else if (n != 2 && n != 3) {
         return bad(c, "date \"%s\": expected YEAR-MONTH-DAY or MONTH-DAY", text);
@@ -426,17 +426,17 @@ parse_tokens(Ctx *c, CairnCalendar *cal, char **tok, guint n)
 {
     guint i = 0;
     cal->weekdays = ALL_WEEKDAYS;
-    if (n > 0 && is_word(tok[0]) && !is_weekdays(tok[0])) {
-        g_autoptr(GTimeZone) tz = zone_lookup(tok[0]);
+    if (n > 0 && is_word(tok[0])) {
+        g_autoptr(GTimeZone) tz = is_weekdays(tok[0]) ? NULL : zone_lookup(tok[0]);
         if (tz && n == 1)
             return bad(c, "a time zone alone is no schedule: add a time, e.g. \"00:00 %s\"",
                        tok[0]);
         if (tz)
             return bad(c, "the time zone \"%s\" must come last", tok[0]);
-        return parse_weekdays(c, tok[0], &cal->weekdays); /* says what is wrong */
-    }
-    if (n > 0 && is_word(tok[0]) && parse_weekdays(c, tok[0], &cal->weekdays))
+        if (!parse_weekdays(c, tok[0], &cal->weekdays))
+            return FALSE;
         i++;
+    }
     const char *date = NULL, *time = NULL;
     for (; i < n; i++) {
         const char *t = tok[i];
@@ -563,43 +563,28 @@ typedef struct {
     int year, month, day, hour, minute, second;
 } Civil;
 
-static gboolean
-is_leap(int y)
-{
-    return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-}
+#define JULIAN_1970 719163 /* GDate's day number (0001-01-01 = 1) of 1970-01-01 */
 
 static int
 days_in_month(int y, int m)
 {
-    static const int dim[12] = { 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31 };
-    return m == 2 && is_leap(y) ? 29 : dim[m - 1];
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date: count whole years
- * from a March-based year 0 (so February, with the leap day, comes last). */
-static int64_t
-days_from_civil(int y, int m, int d)
-{
-    int64_t yy = m <= 2 ? y - 1 : y;
-    int64_t mm = m <= 2 ? m + 9 : m - 3; /* March = 0 */
-    int64_t era_days = yy * 365 + yy / 4 - yy / 100 + yy / 400;
-    return era_days + (153 * mm + 2) / 5 + (d - 1) - 719468; /* 719468: 1970-03-01 - 0000-03-01 */
+    return g_date_get_days_in_month((GDateMonth) m, (GDateYear) y);
 }
 
 static void
-civil_from_days(int64_t z, int *ret_y, int *ret_m, int *ret_d)
+gdate_set(GDate *date, int y, int m, int d)
 {
-    /* shift to 0000-03-01 and count 400-year cycles of 146097 days */
-    z += 719468;
-    int64_t cycle = (z >= 0 ? z : z - 146096) / 146097;
-    int64_t doc = z - cycle * 146097;                                 /* 0..146096 */
-    int64_t yoc = (doc - doc / 1460 + doc / 36524 - doc / 146096) / 365; /* 0..399 */
-    int64_t doy = doc - (365 * yoc + yoc / 4 - yoc / 100);           /* 0..365, from March */
-    int64_t mp = (5 * doy + 2) / 153;                                /* March = 0 */
-    *ret_d = (int) (doy - (153 * mp + 2) / 5 + 1);
-    *ret_m = (int) (mp < 10 ? mp + 3 : mp - 9);
-    *ret_y = (int) (yoc + cycle * 400 + (*ret_m <= 2));
+    g_date_clear(date, 1);
+    g_date_set_dmy(date, (GDateDay) d, (GDateMonth) m, (GDateYear) y);
+}
+
+/* days since 1970-01-01 */
+static int64_t
+days_from_civil(int y, int m, int d)
+{
+    GDate date;
+    gdate_set(&date, y, m, d);
+    return (int64_t) g_date_get_julian(&date) - JULIAN_1970;
 }
 
 static int64_t
@@ -614,7 +599,12 @@ civil_from_seconds(int64_t s, Civil *c)
 {
     int64_t days = (s >= 0 ? s : s - 86399) / 86400;
     int64_t rest = s - days * 86400;
-    civil_from_days(days, &c->year, &c->month, &c->day);
+    GDate date;
+    g_date_clear(&date, 1);
+    g_date_set_julian(&date, (guint32) (days + JULIAN_1970));
+    c->year = g_date_get_year(&date);
+    c->month = g_date_get_month(&date);
+    c->day = g_date_get_day(&date);
     c->hour = (int) (rest / 3600);
     c->minute = (int) (rest / 60 % 60);
     c->second = (int) (rest % 60);
@@ -673,9 +663,9 @@ day_matches(const CairnCalendar *cal, int y, int m, int d)
     int v = cal->end_of_month ? days_in_month(y, m) - d + 1 : d;
     if (!day_chain_has(cal->field[F_DAY], cal->end_of_month, v))
         return FALSE;
-    int64_t days = days_from_civil(y, m, d);
-    int wd = (int) (((days + 3) % 7 + 7) % 7); /* 1970-01-01 was a Thursday (3) */
-    return (cal->weekdays & (1u << wd)) != 0;
+    GDate date;
+    gdate_set(&date, y, m, d);
+    return (cal->weekdays & (1u << (g_date_get_weekday(&date) - G_DATE_MONDAY))) != 0;
 }
 
 /* Zero the fields below f and add one to f, carrying into larger fields. */

@@ -2,7 +2,11 @@
  *
  * restic semantics: keep-last N keeps the N newest; keep-hourly/daily/weekly/
  * monthly/yearly N keeps the newest snapshot of each of the N most recent
- * periods (local time, ISO weeks) that have a snapshot. */
+ * periods (local time, ISO weeks) that have a snapshot.
+ *
+ * Local time is what makes it hard: a day can be 23 or 25 hours long, a
+ * local month or year can end at any UTC hour, and where the clocks go back
+ * across midnight a day (or month) comes back after the next one began. */
 #include "config.h"
 
 #include <stdarg.h>
@@ -35,6 +39,27 @@ static int
 setup_berlin(void **state)
 {
     set_tz("Europe/Berlin");
+    return 0;
+}
+
+static int
+setup_new_york(void **state)
+{
+    set_tz("America/New_York");
+    return 0;
+}
+
+static int
+setup_sydney(void **state)
+{
+    set_tz("Australia/Sydney");
+    return 0;
+}
+
+static int
+setup_goose_bay(void **state)
+{
+    set_tz("America/Goose_Bay");
     return 0;
 }
 
@@ -363,6 +388,119 @@ test_local_month_and_year(void **state)
     CHECK(t, P(.yearly = 2), NULL, "yearly", "yearly", NULL);
 }
 
+static void
+test_new_york_short_and_long_days(void **state)
+{
+    /* 2026-03-08 has 23 hours in New York (02:00 EST -> 03:00 EDT),
+     * 2026-11-01 has 25 (02:00 EDT -> 01:00 EST) */
+    const int64_t t[] = {
+        utc(2026, 3, 8, 5, 0, 0),    /* 03-08 00:00:00 EST */
+        utc(2026, 3, 9, 3, 59, 59),  /* 03-08 23:59:59 EDT, 23 hours later */
+        utc(2026, 3, 9, 4, 0, 0),    /* 03-09 00:00:00 EDT */
+        utc(2026, 11, 1, 4, 0, 0),   /* 11-01 00:00:00 EDT */
+        utc(2026, 11, 2, 4, 59, 59), /* 11-01 23:59:59 EST, 25 hours later */
+        utc(2026, 11, 2, 5, 0, 0),   /* 11-02 00:00:00 EST */
+    };
+    CHECK(t, P(.daily = 4), NULL, "daily", "daily", NULL, "daily", "daily");
+    CHECK(t, P(.daily = 2), NULL, NULL, NULL, NULL, "daily", "daily");
+    /* the long day's hours: 01:xx twice, one period */
+    const int64_t h[] = {
+        utc(2026, 11, 1, 5, 10, 0), /* 01:10 EDT */
+        utc(2026, 11, 1, 5, 50, 0), /* 01:50 EDT */
+        utc(2026, 11, 1, 6, 10, 0), /* 01:10 EST */
+        utc(2026, 11, 1, 6, 50, 0), /* 01:50 EST */
+        utc(2026, 11, 1, 7, 10, 0), /* 02:10 EST */
+    };
+    CHECK(h, P(.hourly = 2), NULL, NULL, NULL, "hourly", "hourly");
+    CHECK(h, P(.hourly = 9), NULL, NULL, NULL, "hourly", "hourly");
+}
+
+static void
+test_new_york_month_week_year_ends(void **state)
+{
+    const int64_t m[] = {
+        utc(2026, 2, 1, 4, 30, 0),  /* 01-31 23:30 EST: January here, February in UTC */
+        utc(2026, 2, 1, 5, 30, 0),  /* 02-01 00:30 EST */
+        utc(2026, 3, 1, 4, 59, 59), /* 02-28 23:59:59 EST */
+        utc(2026, 4, 1, 3, 59, 59), /* 03-31 23:59:59 EDT, the month of the change */
+        utc(2026, 4, 1, 4, 0, 0),   /* 04-01 00:00:00 EDT */
+    };
+    CHECK(m, P(.monthly = 5), "monthly", NULL, "monthly", "monthly", "monthly");
+    CHECK(m, P(.monthly = 3), NULL, NULL, "monthly", "monthly", "monthly");
+    /* Sunday night is Monday in UTC; the ISO week is the local one */
+    const int64_t w[] = {
+        utc(2026, 3, 8, 6, 0, 0),  /* Sun 03-08 01:00 EST, W10 */
+        utc(2026, 3, 9, 3, 30, 0), /* Sun 03-08 23:30 EDT, W10 */
+        utc(2026, 3, 9, 4, 30, 0), /* Mon 03-09 00:30 EDT, W11 */
+    };
+    CHECK(w, P(.weekly = 2), NULL, "weekly", "weekly");
+    CHECK(w, P(.weekly = 1), NULL, NULL, "weekly");
+    /* New Year's Eve ends at 05:00 UTC */
+    const int64_t y[] = {
+        utc(2026, 12, 31, 12, 0, 0), /* 2026-12-31 07:00 EST */
+        utc(2027, 1, 1, 4, 59, 59),  /* 2026-12-31 23:59:59 EST */
+        utc(2027, 1, 1, 5, 0, 0),    /* 2027-01-01 00:00:00 EST */
+    };
+    CHECK(y, P(.yearly = 2), NULL, "yearly", "yearly");
+    CHECK(y, P(.monthly = 2), NULL, "monthly", "monthly");
+    CHECK(y, P(.daily = 1), NULL, NULL, "daily");
+}
+
+static void
+test_berlin_month_ends_after_changes(void **state)
+{
+    /* the first month ends after the spring and the autumn change */
+    const int64_t t[] = {
+        utc(2026, 3, 29, 0, 30, 0),   /* 03-29 01:30 CET */
+        utc(2026, 3, 29, 1, 30, 0),   /* 03-29 03:30 CEST */
+        utc(2026, 3, 31, 21, 30, 0),  /* 03-31 23:30 CEST */
+        utc(2026, 3, 31, 22, 30, 0),  /* 04-01 00:30 CEST, still March in UTC */
+        utc(2026, 10, 31, 22, 30, 0), /* 10-31 23:30 CET */
+        utc(2026, 10, 31, 23, 30, 0), /* 11-01 00:30 CET, still October in UTC */
+    };
+    CHECK(t, P(.monthly = 4), NULL, NULL, "monthly", "monthly", "monthly", "monthly");
+    CHECK(t, P(.daily = 9), NULL, "daily", "daily", "daily", "daily", "daily");
+    /* 03-29 is a Sunday (W13); 10-31 and 11-01 are Saturday and Sunday of W44 */
+    CHECK(t, P(.weekly = 9), NULL, "weekly", NULL, "weekly", NULL, "weekly");
+}
+
+static void
+test_sydney(void **state)
+{
+    /* southern summer: 2026-04-05 has 25 hours (03:00 AEDT -> 02:00 AEST),
+     * 2026-10-04 has 23 (02:00 AEST -> 03:00 AEDT); the year ends at 13:00 UTC */
+    const int64_t t[] = {
+        utc(2026, 4, 4, 13, 0, 0),    /* 04-05 00:00:00 AEDT */
+        utc(2026, 4, 5, 13, 59, 59),  /* 04-05 23:59:59 AEST, 25 hours later */
+        utc(2026, 10, 3, 14, 0, 0),   /* 10-04 00:00:00 AEST */
+        utc(2026, 10, 4, 12, 59, 59), /* 10-04 23:59:59 AEDT, 23 hours later */
+        utc(2026, 12, 31, 12, 30, 0), /* 12-31 23:30 AEDT */
+        utc(2026, 12, 31, 13, 30, 0), /* 2027-01-01 00:30 AEDT */
+    };
+    CHECK(t, P(.daily = 6), NULL, "daily", NULL, "daily", "daily", "daily");
+    CHECK(t, P(.yearly = 2), NULL, NULL, NULL, NULL, "yearly", "yearly");
+    CHECK(t, P(.monthly = 9), NULL, "monthly", NULL, "monthly", "monthly", "monthly");
+}
+
+static void
+test_clock_back_across_midnight(void **state)
+{
+    /* America/Goose_Bay, 2009-11-01: at 00:01 ADT the clocks went back to
+     * 23:01 AST on 10-31, so November began, October came back for an hour
+     * and November began again. Each period counts once, with its newest
+     * snapshot. */
+    const int64_t t[] = {
+        utc(2009, 11, 1, 2, 30, 0), /* 10-31 23:30 ADT */
+        utc(2009, 11, 1, 3, 0, 30), /* 11-01 00:00:30 ADT */
+        utc(2009, 11, 1, 3, 30, 0), /* 10-31 23:30 AST, October again */
+        utc(2009, 11, 1, 4, 30, 0), /* 11-01 00:30 AST */
+    };
+    CHECK(t, P(.daily = 3), NULL, NULL, "daily", "daily");
+    CHECK(t, P(.monthly = 4), NULL, NULL, "monthly", "monthly");
+    CHECK(t, P(.hourly = 4), NULL, NULL, "hourly", "hourly");
+    CHECK(t, P(.daily = 1, .monthly = 1), NULL, NULL, NULL, "daily, monthly");
+}
+
 int
 main(void)
 {
@@ -383,6 +521,15 @@ main(void)
         cmocka_unit_test_setup_teardown(test_dst_spring, setup_berlin, teardown_tz),
         cmocka_unit_test_setup_teardown(test_dst_autumn, setup_berlin, teardown_tz),
         cmocka_unit_test_setup_teardown(test_local_month_and_year, setup_berlin, teardown_tz),
+        cmocka_unit_test_setup_teardown(test_new_york_short_and_long_days, setup_new_york,
+                                        teardown_tz),
+        cmocka_unit_test_setup_teardown(test_new_york_month_week_year_ends, setup_new_york,
+                                        teardown_tz),
+        cmocka_unit_test_setup_teardown(test_berlin_month_ends_after_changes, setup_berlin,
+                                        teardown_tz),
+        cmocka_unit_test_setup_teardown(test_sydney, setup_sydney, teardown_tz),
+        cmocka_unit_test_setup_teardown(test_clock_back_across_midnight, setup_goose_bay,
+                                        teardown_tz),
     };
     return cmocka_run_group_tests_name("prune", tests, setup_utc, teardown_tz);
 }
