@@ -64,13 +64,31 @@ opt_value(int argc, char **argv, int *i, const char *opt)
 /* GLib keeps idle thread-pool threads for reuse; let them exit before the
  * process does, so their thread-local state (OpenSSL's, zstd contexts) is
  * released by its destructors instead of being cut off at exit. */
+static guint
+count_threads(void)
+{
+    g_autoptr(GDir) d = g_dir_open("/proc/self/task", 0, NULL);
+    guint n = 0;
+    while (d && g_dir_read_name(d))
+        n++;
+    return n;
+}
+
 static void
 reap_idle_threads(void)
 {
+    guint idle = g_thread_pool_get_num_unused_threads();
+    guint before = count_threads();
     g_thread_pool_set_max_unused_threads(0);
     g_thread_pool_stop_unused_threads();
-    for (int i = 0; i < 200 && g_thread_pool_get_num_unused_threads() > 0; i++)
+    /* a thread leaves the idle count before its thread-local destructors
+     * have run: wait until the threads themselves are gone (bounded) */
+    for (int i = 0; i < 2000; i++) {
+        if (g_thread_pool_get_num_unused_threads() == 0 &&
+            (idle == 0 || before == 0 || count_threads() + idle <= before))
+            break;
         g_usleep(5000);
+    }
 }
 
 int
