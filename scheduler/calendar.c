@@ -174,10 +174,12 @@ parse_component(Ctx *c, int f, gboolean eom, const char *item, Component *ret)
      * that value, a range stepping by 1 is a plain range */
     if (k.stop >= 0 && k.repeat > 0)
         k.stop = k.start + (k.stop - k.start) / k.repeat * k.repeat;
-    if (k.stop == k.start)
-        k.stop = -1, k.repeat = 0;
-    else if (k.stop >= 0 && k.repeat == 1)
+    if (k.stop == k.start) {
+        k.stop = -1;
         k.repeat = 0;
+    } else if (k.stop >= 0 && k.repeat == 1) {
+        k.repeat = 0;
+    }
     *ret = k;
     return TRUE;
 }
@@ -740,15 +742,19 @@ match_from(const CairnCalendar *cal, Civil *w)
             civil_bump(w, F_DAY);
             continue;
         }
-        if (v != w->hour)
-            w->hour = v, w->minute = w->second = 0;
+        if (v != w->hour) {
+            w->hour = v;
+            w->minute = w->second = 0;
+        }
 
         if ((v = chain_next(cal->field[F_MINUTE], w->minute, 59)) < 0) {
             civil_bump(w, F_HOUR);
             continue;
         }
-        if (v != w->minute)
-            w->minute = v, w->second = 0;
+        if (v != w->minute) {
+            w->minute = v;
+            w->second = 0;
+        }
 
         if ((v = chain_next(cal->field[F_SECOND], w->second, 59)) < 0) {
             civil_bump(w, F_MINUTE);
@@ -787,8 +793,8 @@ typedef struct {
 } Resolved;
 
 /* Map a wall-clock time (seconds of the local calendar) to instants. UTC
- * offsets lie within +-16h, and a zone changes its offset at most once in
- * 32 hours, so the offsets 16h before and after tell every candidate. */
+ * offsets lie within +-16h; assuming a zone changes its offset at most once
+ * in 32 hours, the offsets 16h before and after give every candidate. */
 static Resolved
 resolve(GTimeZone *tz, int64_t wall)
 {
