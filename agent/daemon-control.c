@@ -81,9 +81,8 @@ cairn_daemon_status_json(CairnDaemon *d)
 }
 
 static json_t *
-do_run(CairnDaemon *d, const char *target, gboolean full)
+do_run(CairnDaemon *d, const char *target)
 {
-    (void) full;
     if (!target || !*target)
         return error_reply("run: give a policy or a domain");
     json_t *ids = json_array();
@@ -152,8 +151,7 @@ handle(CairnDaemon *d, json_t *req)
         return json_pack("{s:b, s:o}", "ok", TRUE, "jobs", jobs);
     }
     if (!strcmp(cmd, "run"))
-        return do_run(d, json_string_value(json_object_get(req, "target")),
-                      json_is_true(json_object_get(req, "full")));
+        return do_run(d, json_string_value(json_object_get(req, "target")));
     if (!strcmp(cmd, "cancel")) {
         json_t *id = json_object_get(req, "job");
         CairnDaemonJob *j = json_is_integer(id)
