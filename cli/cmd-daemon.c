@@ -127,25 +127,37 @@ print_jobs(json_t *jobs)
     json_array_foreach(jobs, i, j) print_job(j);
 }
 
-int
-cairn_cmd_status(CairnCli *cli, int argc, char **argv)
+/* `cairn status|jobs [--socket PATH] [--json]`: the reply to COMMAND; NULL
+ * with *ret_status set after a usage error or a failed request */
+static json_t *
+query(CairnCli *cli, int argc, char **argv, const char *command, gboolean *ret_json,
+      int *ret_status)
 {
-    gboolean json = FALSE;
     g_autofree char *sock = NULL;
     GOptionEntry entries[] = {
         { "socket", 0, 0, G_OPTION_ARG_FILENAME, &sock, "cairnd's control socket", "PATH" },
-        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print the status as JSON", NULL },
+        { "json", 0, 0, G_OPTION_ARG_NONE, ret_json, "print the reply as JSON", NULL },
         { NULL }
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new("");
     g_option_context_add_main_entries(ctx, entries, NULL);
+    *ret_status = 2;
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
-        return 2;
+        return NULL;
+    *ret_status = 1;
     g_autofree char *path = socket_path(sock);
-    g_autoptr(CairnJson) req = json_pack("{s:s}", "command", "status");
-    g_autoptr(CairnJson) r = request(cli, path, req);
+    g_autoptr(CairnJson) req = json_pack("{s:s}", "command", command);
+    return request(cli, path, req);
+}
+
+int
+cairn_cmd_status(CairnCli *cli, int argc, char **argv)
+{
+    gboolean json = FALSE;
+    int status;
+    g_autoptr(CairnJson) r = query(cli, argc, argv, "status", &json, &status);
     if (!r)
-        return 1;
+        return status;
     if (json) {
         cairn_cli_print_json(r);
         return 0;
@@ -211,21 +223,10 @@ int
 cairn_cmd_jobs(CairnCli *cli, int argc, char **argv)
 {
     gboolean json = FALSE;
-    g_autofree char *sock = NULL;
-    GOptionEntry entries[] = {
-        { "socket", 0, 0, G_OPTION_ARG_FILENAME, &sock, "cairnd's control socket", "PATH" },
-        { "json", 0, 0, G_OPTION_ARG_NONE, &json, "print the jobs as JSON", NULL },
-        { NULL }
-    };
-    g_autoptr(GOptionContext) ctx = g_option_context_new("");
-    g_option_context_add_main_entries(ctx, entries, NULL);
-    if (!cairn_cli_parse(cli, ctx, &argc, &argv))
-        return 2;
-    g_autofree char *path = socket_path(sock);
-    g_autoptr(CairnJson) req = json_pack("{s:s}", "command", "jobs");
-    g_autoptr(CairnJson) r = request(cli, path, req);
+    int status;
+    g_autoptr(CairnJson) r = query(cli, argc, argv, "jobs", &json, &status);
     if (!r)
-        return 1;
+        return status;
     if (json)
         cairn_cli_print_json(json_object_get(r, "jobs"));
     else
