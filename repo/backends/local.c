@@ -7,9 +7,13 @@
  * batch fsync mode: their temp files are written without an fsync each,
  * then one syncfs() makes a whole batch durable before any of them gets its
  * name — an object is never visible before it is whole and durable. Pending
- * objects answer exists() and get() already. Directory fsyncs are batched
- * too: flush() commits the pending batch and syncs every directory that
- * received a name since the last flush. */
+ * objects answer exists() and get() already. Meanwhile their data streams
+ * to the disk behind the writers (common/writeback.h), so the syncfs finds
+ * little left to write and the page cache is not flooded; a full batch is
+ * committed by the put that filled it, outside the lock, while the other
+ * writers fill the next one. Directory fsyncs are batched too: flush()
+ * commits the pending batch, waits for batches still being committed, and
+ * syncs every directory that received a name since the last flush. */
 #include "config.h"
 
 #include <dirent.h>
@@ -21,6 +25,7 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "common/writeback.h"
 #include "repo/backends/backend.h"
 
 #define BATCH_OBJECTS 512
@@ -39,6 +44,10 @@ typedef struct {
     GHashTable *dirty_dirs; /* char* set */
     GHashTable *pending;    /* key -> Pending*: written, not yet durable and named */
     uint64_t pending_bytes;
+    GPtrArray *committing;  /* earlier pending tables, being committed without the lock */
+    GCond committed;        /* signalled when one of them is done */
+    char *commit_failure;   /* the first failed commit's message: later flushes fail too */
+    CairnWriteback *writeback; /* pending objects' files, streamed to the disk */
 } CairnLocalBackend;
 
 static void
@@ -81,17 +90,40 @@ set_error_errno(GError **error, int errsv, const char *what, const char *path)
                 g_strerror(errsv), hint);
 }
 
+/* A failure of the write-behind (util domain) as a backend error. */
+static void
+error_from_util(GError **error, GError *err)
+{
+    if (g_error_matches(err, CAIRN_UTIL_ERROR, CAIRN_UTIL_ERROR_NOSPACE))
+        g_set_error(error, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_NOSPACE,
+                    "%s (the repository's filesystem is full: free space, then retry; "
+                    "nothing already stored was lost)", err->message);
+    else
+        g_set_error_literal(error, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_IO, err->message);
+    g_error_free(err);
+}
+
 static char *
 key_path(CairnLocalBackend *l, const char *key)
 {
     return g_build_filename(l->root, key, NULL);
 }
 
+/* Lock held. */
+static Pending *
+lookup_pending(CairnLocalBackend *l, const char *key)
+{
+    Pending *p = g_hash_table_lookup(l->pending, key);
+    for (guint i = 0; !p && i < l->committing->len; i++)
+        p = g_hash_table_lookup(l->committing->pdata[i], key);
+    return p;
+}
+
 static gboolean
 is_pending(CairnLocalBackend *l, const char *key, char **ret_tmp)
 {
     g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&l->lock);
-    Pending *p = g_hash_table_lookup(l->pending, key);
+    Pending *p = lookup_pending(l, key);
     if (p && ret_tmp)
         *ret_tmp = g_strdup(p->tmp);
     return p != NULL;
@@ -104,6 +136,12 @@ local_get(CairnBackend *b, const char *key, GError **error)
     if (!is_pending(as_local(b), key, &path))
         path = key_path(as_local(b), key);
     cairn_autofd fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT && g_str_has_prefix(key, "objects/")) {
+        /* committed meanwhile: the temp file is gone, the object is named */
+        g_free(path);
+        path = key_path(as_local(b), key);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
     if (fd < 0) {
         set_error_errno(error, errno, "cannot open", path);
         return NULL;
@@ -139,33 +177,62 @@ mark_dirty(CairnLocalBackend *l, const char *dir)
     g_mutex_unlock(&l->lock);
 }
 
-/* Make every pending object durable (one syncfs), then name it. Lock held. */
+/* Make the pending batch durable (one syncfs), then name its objects.
+ * Called without the lock: the batch is set aside (still found by
+ * lookup_pending) and other threads go on writing the next one. */
 static gboolean
-commit_pending_locked(CairnLocalBackend *l, GError **error)
+commit_pending(CairnLocalBackend *l, GError **error)
 {
-    if (g_hash_table_size(l->pending) == 0)
+    g_mutex_lock(&l->lock);
+    GHashTable *batch = l->pending;
+    if (g_hash_table_size(batch) == 0) {
+        g_mutex_unlock(&l->lock);
         return TRUE;
-    if (syncfs(l->root_fd) < 0) {
-        set_error_errno(error, errno, "cannot sync the filesystem of", l->root);
-        return FALSE;
     }
+    l->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                       (GDestroyNotify) pending_free);
+    l->pending_bytes = 0;
+    g_ptr_array_add(l->committing, batch);
+    g_mutex_unlock(&l->lock);
+
+    GError *err = NULL;
+    gboolean ok = cairn_writeback_drain(l->writeback, &err);
+    if (!ok) {
+        GError *wb_error = err;
+        err = NULL;
+        error_from_util(&err, wb_error);
+    } else if (syncfs(l->root_fd) < 0) {
+        set_error_errno(&err, errno, "cannot sync the filesystem of", l->root);
+        ok = FALSE;
+    }
+    g_autoptr(GHashTable) dirs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     GHashTableIter it;
-    gpointer key, val;
-    gboolean ok = TRUE;
-    g_hash_table_iter_init(&it, l->pending);
-    while (g_hash_table_iter_next(&it, &key, &val)) {
+    gpointer val;
+    g_hash_table_iter_init(&it, batch);
+    while (g_hash_table_iter_next(&it, NULL, &val)) {
         Pending *p = val;
         if (ok && link(p->tmp, p->path) < 0 && errno != EEXIST) {
-            set_error_errno(error, errno, "cannot store", p->path);
+            set_error_errno(&err, errno, "cannot store", p->path);
             ok = FALSE;
         }
         unlink(p->tmp);
-        g_autofree char *dir = g_path_get_dirname(p->path);
-        if (!g_hash_table_contains(l->dirty_dirs, dir))
-            g_hash_table_add(l->dirty_dirs, g_steal_pointer(&dir));
+        g_hash_table_add(dirs, g_path_get_dirname(p->path));
     }
-    g_hash_table_remove_all(l->pending);
-    l->pending_bytes = 0;
+
+    g_mutex_lock(&l->lock);
+    g_hash_table_iter_init(&it, dirs);
+    gpointer dir;
+    while (g_hash_table_iter_next(&it, &dir, NULL))
+        if (!g_hash_table_contains(l->dirty_dirs, dir))
+            g_hash_table_add(l->dirty_dirs, g_strdup(dir));
+    g_ptr_array_remove_fast(l->committing, batch);
+    if (!ok && !l->commit_failure)
+        l->commit_failure = g_strdup(err->message);
+    g_cond_broadcast(&l->committed);
+    g_mutex_unlock(&l->lock);
+    g_hash_table_unref(batch);
+    if (!ok)
+        g_propagate_error(error, err);
     return ok;
 }
 
@@ -208,12 +275,21 @@ local_put(CairnBackend *b, const char *key, const void *data, size_t len, CairnP
         p += n;
         left -= (size_t) n;
     }
-    if (!batch && fdatasync(fd) < 0) {
+    if (batch) {
+        /* durable at the batch's syncfs; meanwhile on its way to the disk */
+        GError *wb_error = NULL;
+        if (!cairn_writeback_add(l->writeback, cairn_steal_fd(&fd), 0, len, TRUE, tmp,
+                                 &wb_error)) {
+            error_from_util(error, wb_error);
+            unlink(tmp);
+            return FALSE;
+        }
+    } else if (fdatasync(fd) < 0) {
         set_error_errno(error, errno, "cannot fsync", tmp);
         unlink(tmp);
         return FALSE;
     }
-    if (close(cairn_steal_fd(&fd)) < 0) {
+    if (!batch && close(cairn_steal_fd(&fd)) < 0) {
         set_error_errno(error, errno, "cannot close", tmp);
         unlink(tmp);
         return FALSE;
@@ -221,7 +297,7 @@ local_put(CairnBackend *b, const char *key, const void *data, size_t len, CairnP
     if (batch) {
         g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&l->lock);
         struct stat st;
-        if (g_hash_table_contains(l->pending, key) || stat(path, &st) == 0) {
+        if (lookup_pending(l, key) || stat(path, &st) == 0) {
             unlink(tmp);
             *ret_created = FALSE;
             return TRUE;
@@ -232,9 +308,10 @@ local_put(CairnBackend *b, const char *key, const void *data, size_t len, CairnP
         g_hash_table_insert(l->pending, g_strdup(key), pend);
         l->pending_bytes += len;
         *ret_created = TRUE;
-        if (g_hash_table_size(l->pending) >= BATCH_OBJECTS || l->pending_bytes >= BATCH_BYTES)
-            return commit_pending_locked(l, error);
-        return TRUE;
+        gboolean full =
+            g_hash_table_size(l->pending) >= BATCH_OBJECTS || l->pending_bytes >= BATCH_BYTES;
+        g_clear_pointer(&locker, g_mutex_locker_free);
+        return full ? commit_pending(l, error) : TRUE;
     }
     if (mode == CAIRN_PUT_IF_ABSENT) {
         if (link(tmp, path) < 0) {
@@ -362,8 +439,15 @@ static gboolean
 local_flush(CairnBackend *b, GError **error)
 {
     CairnLocalBackend *l = as_local(b);
+    if (!commit_pending(l, error))
+        return FALSE;
     g_mutex_lock(&l->lock);
-    if (!commit_pending_locked(l, error)) {
+    /* every put that returned is in a batch committed or being committed */
+    while (l->committing->len > 0)
+        g_cond_wait(&l->committed, &l->lock);
+    if (l->commit_failure) {
+        g_set_error(error, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_IO, "%s",
+                    l->commit_failure);
         g_mutex_unlock(&l->lock);
         return FALSE;
     }
@@ -418,7 +502,11 @@ local_free(CairnBackend *b)
     g_hash_table_iter_init(&it, l->pending);
     while (g_hash_table_iter_next(&it, NULL, &val))
         unlink(((Pending *) val)->tmp);
+    cairn_writeback_free(l->writeback);
     g_hash_table_unref(l->pending);
+    g_ptr_array_unref(l->committing);
+    g_cond_clear(&l->committed);
+    g_free(l->commit_failure);
     g_hash_table_unref(l->dirty_dirs);
     if (l->root_fd >= 0)
         close(l->root_fd);
@@ -470,6 +558,9 @@ cairn_backend_local_new(const char *path, gboolean create, GError **error)
     l->dirty_dirs = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     l->pending = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                        (GDestroyNotify) pending_free);
+    l->committing = g_ptr_array_new();
+    g_cond_init(&l->committed);
     l->root_fd = open(l->root, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    l->writeback = cairn_writeback_new(CAIRN_WRITEBACK_WINDOW);
     return &l->base;
 }
