@@ -76,12 +76,51 @@ corrupt(GError **error, const CairnId *id, const char *why)
                 cairn_id_to_hex(id, hex), why);
 }
 
-GBytes *
-cairn_object_encode(const CairnObjectCodec *codec, CairnObjectType type, const CairnId *id,
-                    const void *data, size_t len, GError **error)
+/* Per-thread buffers the stored form is built in: reused from one object
+ * to the next, so the per-chunk path allocates nothing (a fresh 1 MiB
+ * buffer is a fresh mapping and a page fault per 4 KiB, every time). */
+typedef struct {
+    uint8_t *data;
+    size_t cap;
+} Scratch;
+
+static void
+scratch_free(gpointer p)
+{
+    Scratch *s = p;
+    g_free(s->data);
+    g_free(s);
+}
+
+static GPrivate plain_scratch_key = G_PRIVATE_INIT(scratch_free);  /* header + payload */
+static GPrivate sealed_scratch_key = G_PRIVATE_INIT(scratch_free); /* encrypted form */
+
+static uint8_t *
+scratch(GPrivate *key, size_t need)
+{
+    Scratch *s = g_private_get(key);
+    if (!s) {
+        s = g_new0(Scratch, 1);
+        g_private_set(key, s);
+    }
+    if (s->cap < need) {
+        g_free(s->data);
+        s->data = g_malloc(need);
+        s->cap = need;
+    }
+    return s->data;
+}
+
+const uint8_t *
+cairn_object_encode_scratch(const CairnObjectCodec *codec, CairnObjectType type,
+                            const CairnId *id, const void *data, size_t len, size_t *ret_len,
+                            GError **error)
 {
     g_assert(len <= CAIRN_OBJECT_MAX_PLAIN);
-    uint8_t header[CAIRN_OBJECT_HEADER_LEN];
+    gboolean try_zstd = codec->compression_level > 0 && len >= 128;
+    size_t room = try_zstd ? MAX(ZSTD_compressBound(len), len) : len;
+    uint8_t *out = scratch(&plain_scratch_key, CAIRN_OBJECT_HEADER_LEN + room);
+    uint8_t *header = out;
     memcpy(header, magic, 4);
     header[4] = CAIRN_OBJECT_VERSION;
     header[5] = (uint8_t) type;
@@ -90,40 +129,46 @@ cairn_object_encode(const CairnObjectCodec *codec, CairnObjectType type, const C
     put_le64(header + 8, len);
 
     /* compress when it pays: at least 1/32 smaller */
-    g_autofree uint8_t *zbuf = NULL;
-    const uint8_t *payload = data;
+    uint8_t *payload = out + CAIRN_OBJECT_HEADER_LEN;
     size_t payload_len = len;
-    if (codec->compression_level > 0 && len >= 128) {
-        size_t bound = ZSTD_compressBound(len);
-        zbuf = g_malloc(bound);
-        size_t z = ZSTD_compressCCtx(thread_cctx(), zbuf, bound, data, len,
+    if (try_zstd) {
+        size_t z = ZSTD_compressCCtx(thread_cctx(), payload, room, data, len,
                                      codec->compression_level);
         if (!ZSTD_isError(z) && z < len - len / 32) {
             header[6] = COMP_ZSTD;
-            payload = zbuf;
             payload_len = z;
         }
     }
+    if (header[6] == COMP_NONE)
+        memcpy(payload, data, len);
 
     if (!codec->keys) {
-        uint8_t *out = g_malloc(CAIRN_OBJECT_HEADER_LEN + payload_len);
-        memcpy(out, header, CAIRN_OBJECT_HEADER_LEN);
-        memcpy(out + CAIRN_OBJECT_HEADER_LEN, payload, payload_len);
-        return g_bytes_new_take(out, CAIRN_OBJECT_HEADER_LEN + payload_len);
+        *ret_len = CAIRN_OBJECT_HEADER_LEN + payload_len;
+        return out;
     }
 
     size_t sealed_len = CAIRN_NONCE_LEN + payload_len + CAIRN_TAG_LEN;
     size_t total = CAIRN_OBJECT_HEADER_LEN + sealed_len + 32;
-    g_autofree uint8_t *out = g_malloc(total);
-    memcpy(out, header, CAIRN_OBJECT_HEADER_LEN);
+    uint8_t *sealed = scratch(&sealed_scratch_key, total);
+    memcpy(sealed, header, CAIRN_OBJECT_HEADER_LEN);
     uint8_t aad[CAIRN_OBJECT_HEADER_LEN + CAIRN_ID_LEN];
     memcpy(aad, header, CAIRN_OBJECT_HEADER_LEN);
     memcpy(aad + CAIRN_OBJECT_HEADER_LEN, id->b, CAIRN_ID_LEN);
     if (!cairn_aead_seal(codec->keys->enc, aad, sizeof aad, payload, payload_len,
-                         out + CAIRN_OBJECT_HEADER_LEN, error))
+                         sealed + CAIRN_OBJECT_HEADER_LEN, error))
         return NULL;
-    cairn_sha256(out, total - 32, out + total - 32);
-    return g_bytes_new_take(g_steal_pointer(&out), total);
+    cairn_sha256(sealed, total - 32, sealed + total - 32);
+    *ret_len = total;
+    return sealed;
+}
+
+GBytes *
+cairn_object_encode(const CairnObjectCodec *codec, CairnObjectType type, const CairnId *id,
+                    const void *data, size_t len, GError **error)
+{
+    size_t n;
+    const uint8_t *stored = cairn_object_encode_scratch(codec, type, id, data, len, &n, error);
+    return stored ? g_bytes_new(stored, n) : NULL;
 }
 
 /* Parse and check the header; fills type/comp/enc/plain_len. */

@@ -24,6 +24,11 @@ typedef struct {
 /* Encode content (already named 'id') into its stored form. */
 GBytes *cairn_object_encode(const CairnObjectCodec *codec, CairnObjectType type,
                             const CairnId *id, const void *data, size_t len, GError **error);
+/* The same, built in a buffer of the calling thread: valid until its next
+ * encode, not to be freed. */
+const uint8_t *cairn_object_encode_scratch(const CairnObjectCodec *codec, CairnObjectType type,
+                                           const CairnId *id, const void *data, size_t len,
+                                           size_t *ret_len, GError **error);
 /* Decode and fully verify a stored object against the id it was stored under. */
 GBytes *cairn_object_decode(const CairnObjectCodec *codec, const CairnId *id,
                             const void *stored, size_t stored_len, CairnObjectType *ret_type,

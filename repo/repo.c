@@ -398,11 +398,11 @@ cairn_repo_put_with_id(CairnRepo *repo, CairnObjectType type, const CairnId *id,
         return FALSE;
     if (exists)
         return TRUE;
-    g_autoptr(GBytes) stored = cairn_object_encode(&repo->codec, type, id, data, len, error);
-    if (!stored)
+    size_t slen;
+    const uint8_t *sdata =
+        cairn_object_encode_scratch(&repo->codec, type, id, data, len, &slen, error);
+    if (!sdata)
         return FALSE;
-    gsize slen;
-    const void *sdata = g_bytes_get_data(stored, &slen);
     gboolean created = FALSE;
     if (!cairn_backend_put(repo->backend, key, sdata, slen, CAIRN_PUT_IF_ABSENT, &created,
                            error))

@@ -4,14 +4,15 @@
  * (".NAME.cairn-partial-XXXXXXXX") and renamed over it only once complete
  * and durable; any failure unlinks the temp file. Holes are never written,
  * so the result stays sparse (raw: ftruncate + pwrite of data chunks;
- * qcow2: unwritten clusters stay unallocated).
+ * qcow2: unallocated clusters, see qcow2.h).
  *
- * Pipeline: the calling thread hands chunk numbers to a GThreadPool whose
- * workers fetch, decompress and re-verify each chunk (cairn_repo_get) and,
- * for raw, pwrite it themselves. For qcow2 the chunk comes back to the
- * calling thread, which writes it through a private qemu-nbd with
- * nbd_aio_pwrite (several writes in flight) while the workers decode the
- * next ones. The number of jobs bounds the chunks held in memory. */
+ * Pipeline: the calling thread hands chunk numbers, with the offset each
+ * goes to in the file (raw: its virtual offset; qcow2: its place in the
+ * layout), to a GThreadPool whose workers fetch, decompress and re-verify
+ * each chunk (cairn_repo_get) and pwrite it. The written ranges stream to
+ * the disk behind them (common/writeback.h), so the final fsync is short
+ * and the page cache is not flooded. The number of jobs bounds the chunks
+ * held in memory. qcow2 metadata is written once all data is in place. */
 #include "config.h"
 
 #include <errno.h>
@@ -25,15 +26,13 @@
 
 #include "common/cleanup.h"
 #include "common/util.h"
+#include "common/writeback.h"
+#include "restore/qcow2.h"
 #include "restore/restore.h"
 
 #define PROGRESS_INTERVAL_US (100 * 1000)
-/* qemu-nbd allocates a buffer per write request; 64 KiB writes measured
- * 2-3x faster than 512 KiB or 1 MiB ones here (page faults on fresh maps) */
-#define WRITE_REQUEST_MAX (64u << 10)
-/* decoded chunks waiting for (or in) their NBD writes: enough to keep
- * qemu-nbd busy, no more */
-#define WRITE_QUEUE_BYTES (8u << 20)
+/* chunks fetched ahead of the workers: enough to keep them busy, no more */
+#define JOB_QUEUE_BYTES (8u << 20)
 
 G_DEFINE_QUARK(cairn-restore-error-quark, cairn_restore_error)
 
@@ -63,10 +62,8 @@ typedef struct Restore Restore;
 typedef struct {
     Restore *r;
     uint64_t chunk;
+    uint64_t offset; /* in the file */
     uint32_t len;
-    GBytes *data;     /* qcow2: the decoded chunk, until its write completes */
-    guint pending;    /* qcow2: NBD writes from it in flight */
-    int write_errno;  /* qcow2: the first failed part's errno */
     GError *error;
 } Job;
 
@@ -75,15 +72,14 @@ struct Restore {
     const CairnIndex *index;
     const char *path;
     const char *tmp;
-    CairnDiskFormat format;
     const gint *cancel;   /* set by the caller: stop */
-    int fd;               /* raw: the temp file */
-    struct nbd_handle *h; /* qcow2: qemu-nbd on the temp file */
+    int fd;               /* the temp file */
+    CairnQcow2 *qcow2;    /* NULL: raw */
+    CairnWriteback *writeback;
 
     Job *jobs;
     guint njobs;
     GPtrArray *free_jobs; /* calling thread only */
-    guint in_flight;      /* NBD write requests */
     GAsyncQueue *returned;
     int wake_fd;
     GThreadPool *pool;
@@ -95,7 +91,7 @@ struct Restore {
     CairnRestoreStats stats;
 };
 
-/* ---- workers: fetch, verify, (raw) write ---- */
+/* ---- workers: fetch, verify, write ---- */
 
 static void
 wake(Restore *r)
@@ -138,13 +134,11 @@ worker(gpointer data, gpointer user_data)
     Restore *r = job->r;
     if (!g_atomic_int_get(&r->failed)) {
         g_autoptr(GBytes) bytes = NULL;
-        gboolean ok = fetch_chunk(r, job, &bytes, &job->error);
-        if (ok && r->format == CAIRN_DISK_FORMAT_RAW)
-            ok = cairn_pwrite_all(r->fd, g_bytes_get_data(bytes, NULL), job->len,
-                                  job->chunk * r->index->chunk_size, r->tmp, &job->error);
-        else if (ok)
-            job->data = g_steal_pointer(&bytes);
-        if (!ok)
+        if (!fetch_chunk(r, job, &bytes, &job->error) ||
+            !cairn_pwrite_all(r->fd, g_bytes_get_data(bytes, NULL), job->len, job->offset,
+                              r->tmp, &job->error) ||
+            !cairn_writeback_add(r->writeback, r->fd, job->offset, job->len, FALSE, r->tmp,
+                                 &job->error))
             g_atomic_int_set(&r->failed, 1);
     }
     g_async_queue_push(r->returned, job);
@@ -164,63 +158,6 @@ fail(Restore *r, GError *err)
 }
 
 static void
-job_done(Restore *r, Job *job)
-{
-    if (!r->error) {
-        r->stats.chunks_written++;
-        r->stats.bytes_written += job->len;
-        r->done_bytes += job->len;
-    }
-    g_clear_pointer(&job->data, g_bytes_unref);
-    g_ptr_array_add(r->free_jobs, job);
-}
-
-static int
-write_done(void *user_data, int *error)
-{
-    Job *job = user_data;
-    Restore *r = job->r;
-    job->pending--;
-    r->in_flight--;
-    if (*error && !job->write_errno)
-        job->write_errno = *error;
-    if (job->pending > 0)
-        return 1;
-    if (job->write_errno && !r->error)
-        fail(r, g_error_new(CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                            "cannot write '%s' at offset %" G_GUINT64_FORMAT ": %s", r->tmp,
-                            job->chunk * r->index->chunk_size, g_strerror(job->write_errno)));
-    job_done(r, job);
-    return 1;
-}
-
-static void
-start_write(Restore *r, Job *job)
-{
-    gsize len;
-    const uint8_t *p = g_bytes_get_data(job->data, &len);
-    uint64_t offset = job->chunk * r->index->chunk_size;
-    job->write_errno = 0;
-    for (gsize part = 0; part < len; part += WRITE_REQUEST_MAX) {
-        gsize n = MIN(WRITE_REQUEST_MAX, len - part);
-        if (nbd_aio_pwrite(r->h, p + part, n, offset + part,
-                           (nbd_completion_callback) { .callback = write_done, .user_data = job },
-                           0) < 0) {
-            GError *e = NULL;
-            cairn_nbd_set_error(&e, CAIRN_NBD_ERROR_IO,
-                                "cannot write '%s' at offset %" G_GUINT64_FORMAT, r->tmp,
-                                offset + part);
-            fail(r, e);
-            if (job->pending == 0) /* else the last part's write_done ends it */
-                job_done(r, job);
-            return;
-        }
-        job->pending++;
-        r->in_flight++;
-    }
-}
-
-static void
 collect_returned(Restore *r)
 {
     Job *job;
@@ -228,12 +165,12 @@ collect_returned(Restore *r)
         if (job->error) {
             g_prefix_error(&job->error, "chunk %" G_GUINT64_FORMAT ": ", job->chunk);
             fail(r, g_steal_pointer(&job->error));
-            job_done(r, job);
-        } else if (job->data && !r->error) {
-            start_write(r, job);
-        } else {
-            job_done(r, job);
+        } else if (!r->error) {
+            r->stats.chunks_written++;
+            r->stats.bytes_written += job->len;
+            r->done_bytes += job->len;
         }
+        g_ptr_array_add(r->free_jobs, job);
     }
 }
 
@@ -255,73 +192,25 @@ dispatch(Restore *r)
         Job *job = g_ptr_array_steal_index_fast(r->free_jobs, r->free_jobs->len - 1);
         job->chunk = i;
         job->len = len;
+        job->offset = r->qcow2 ? cairn_qcow2_place(r->qcow2, i) : i * index->chunk_size;
         g_thread_pool_push(r->pool, job, NULL);
     }
 }
 
+/* Wait for a job to come back. */
 static void
-reclaim_writes(Restore *r)
+wait_for_job(Restore *r)
 {
-    for (guint i = 0; i < r->njobs; i++)
-        if (r->jobs[i].pending > 0) {
-            r->jobs[i].pending = 0;
-            g_clear_pointer(&r->jobs[i].data, g_bytes_unref);
-            g_ptr_array_add(r->free_jobs, &r->jobs[i]);
-        }
-    r->in_flight = 0;
-    if (!r->error) {
-        GError *e = NULL;
-        cairn_nbd_set_error(&e, CAIRN_NBD_ERROR_IO, "cannot write '%s': qemu-nbd is gone", r->tmp);
-        fail(r, e);
-    }
-}
-
-static void
-wait_for_event(Restore *r)
-{
-    struct pollfd fds[2] = { { .fd = r->wake_fd, .events = POLLIN } };
-    nfds_t n = 1;
-    int fd = r->h ? nbd_aio_get_fd(r->h) : -1;
-    unsigned dir = fd >= 0 ? nbd_aio_get_direction(r->h) : 0;
-    if (fd >= 0 && (r->in_flight > 0 || (dir & LIBNBD_AIO_DIRECTION_WRITE))) {
-        fds[1].fd = fd;
-        fds[1].events = (short) (((dir & LIBNBD_AIO_DIRECTION_READ) ? POLLIN : 0) |
-                                 ((dir & LIBNBD_AIO_DIRECTION_WRITE) ? POLLOUT : 0));
-        n = 2;
-    }
-    if (n == 1 && r->in_flight > 0) {
-        reclaim_writes(r);
-        return;
-    }
+    struct pollfd pfd = { .fd = r->wake_fd, .events = POLLIN };
     int rc;
     do
-        rc = poll(fds, n, -1);
+        rc = poll(&pfd, 1, -1);
     while (rc < 0 && errno == EINTR);
-    if (rc < 0) {
+    uint64_t v;
+    if (rc < 0 || (read(r->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR)) {
         GError *e = NULL;
         cairn_set_errno(&e, errno, "cannot wait while restoring", r->path);
         fail(r, e);
-        return;
-    }
-    if (fds[0].revents & POLLIN) {
-        uint64_t v;
-        if (read(r->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR) {
-            GError *e = NULL;
-            cairn_set_errno(&e, errno, "cannot wait while restoring", r->path);
-            fail(r, e);
-        }
-    }
-    if (n == 2 && fds[1].revents) {
-        int rr = 0;
-        if (fds[1].revents & (POLLIN | POLLHUP | POLLERR))
-            rr = nbd_aio_notify_read(r->h);
-        else if (fds[1].revents & POLLOUT)
-            rr = nbd_aio_notify_write(r->h);
-        if (rr < 0) {
-            GError *e = NULL;
-            cairn_nbd_set_error(&e, CAIRN_NBD_ERROR_IO, "cannot write '%s'", r->tmp);
-            fail(r, e);
-        }
     }
 }
 
@@ -345,10 +234,8 @@ restore_clear(Restore *r)
         g_thread_pool_free(r->pool, FALSE, TRUE);
     if (r->returned)
         g_async_queue_unref(r->returned);
-    for (guint i = 0; r->jobs && i < r->njobs; i++) {
-        g_clear_pointer(&r->jobs[i].data, g_bytes_unref);
+    for (guint i = 0; r->jobs && i < r->njobs; i++)
         g_clear_error(&r->jobs[i].error);
-    }
     g_free(r->jobs);
     if (r->free_jobs)
         g_ptr_array_free(r->free_jobs, TRUE);
@@ -357,15 +244,14 @@ restore_clear(Restore *r)
     g_clear_error(&r->error);
 }
 
-/* Write every data chunk of the index into the open temp file (r->fd) or
- * through r->h. */
+/* Write every data chunk of the index into the temp file (r->fd). */
 static gboolean
 write_chunks(Restore *r, CairnProgressFunc progress, gpointer progress_data, GError **error)
 {
     uint32_t chunk_size = r->index->chunk_size;
     guint njobs, workers;
     cairn_pipeline_size(chunk_size, &njobs, &workers);
-    njobs = MIN(njobs, MAX(2 * workers + 2, WRITE_QUEUE_BYTES / chunk_size));
+    njobs = MIN(njobs, MAX(2 * workers + 2, JOB_QUEUE_BYTES / chunk_size));
     njobs = MAX(njobs, workers + 1);
 
     r->njobs = njobs;
@@ -394,9 +280,9 @@ write_chunks(Restore *r, CairnProgressFunc progress, gpointer progress_data, GEr
         dispatch(r);
         report_progress(r, progress, progress_data, &last, FALSE);
         gboolean more = !r->error && r->next < r->index->count;
-        if (!more && r->in_flight == 0 && r->free_jobs->len == r->njobs)
+        if (!more && r->free_jobs->len == r->njobs)
             break;
-        wait_for_event(r);
+        wait_for_job(r);
     }
     if (r->error) {
         g_propagate_error(error, g_steal_pointer(&r->error));
@@ -474,123 +360,28 @@ cairn_restore_check_space(const char *dir, uint64_t need, const char *what, GErr
     return TRUE;
 }
 
-static gboolean
-run_tool(const char *const *argv, const char *what, GError **error)
-{
-    g_autofree char *out = NULL, *err = NULL;
-    int status = 0;
-    g_autoptr(GError) local = NULL;
-    if (!g_spawn_sync(NULL, (char **) argv, NULL, G_SPAWN_CLOEXEC_PIPES, NULL, NULL, &out, &err,
-                      &status, &local)) {
-        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                    "%s: cannot run '%s': %s (install qemu-utils)", what, argv[0], local->message);
-        return FALSE;
-    }
-    if (!g_spawn_check_wait_status(status, NULL)) {
-        g_autofree char *tool = g_path_get_basename(argv[0]);
-        g_autofree char *msg = cairn_tool_message(tool, err);
-        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED, "%s: %s", what, msg);
-        return FALSE;
-    }
-    return TRUE;
-}
-
-/* create the qcow2 in tmp and connect to a qemu-nbd serving it */
-static struct nbd_handle *
-open_qcow2(const char *tmp, uint64_t virtual_size, GError **error)
-{
-    g_autofree char *arg = cairn_image_path_arg(tmp);
-    g_autofree char *size = g_strdup_printf("%" G_GUINT64_FORMAT, virtual_size);
-    g_autofree char *what = g_strdup_printf("cannot create qcow2 image '%s'", tmp);
-    const char *create[] = { CAIRN_QEMU_IMG, "create", "-q", "-f", "qcow2", arg, size, NULL };
-    if (!run_tool(create, what, error))
-        return NULL;
-
-    g_autoptr(CairnNbdHandle) h = nbd_create();
-    /* parent-death signal: a killed cairn takes qemu-nbd along (see nbd/source.c) */
-    g_auto(GStrv) pd = cairn_pdeath_prefix();
-    char *argv[] = { pd[0], pd[1], pd[2], pd[3], pd[4], pd[5],
-                     (char *) CAIRN_QEMU_NBD, (char *) "--format=qcow2",
-                     (char *) "--cache=writeback", (char *) "--aio=threads",
-                     (char *) "--detect-zeroes=off", arg, NULL };
-    if (!h || nbd_set_handle_name(h, "cairn-restore") < 0 ||
-        nbd_connect_systemd_socket_activation(h, argv) < 0) {
-        cairn_nbd_set_error(error, CAIRN_NBD_ERROR_CONNECT, "cannot open '%s' with qemu-nbd", tmp);
-        return NULL;
-    }
-    int64_t got = nbd_get_size(h);
-    if (got < 0 || (uint64_t) got < virtual_size || nbd_is_read_only(h) != 0) {
-        g_set_error(error, CAIRN_NBD_ERROR, CAIRN_NBD_ERROR_SIZE,
-                    "cannot write '%s' through qemu-nbd: it exports %" G_GINT64_FORMAT
-                    " bytes%s, %" G_GUINT64_FORMAT " needed", tmp, got,
-                    nbd_is_read_only(h) == 1 ? " read-only" : "", virtual_size);
-        return NULL;
-    }
-    return g_steal_pointer(&h);
-}
-
-/* flush qemu-nbd, disconnect, and stop it (nbd_close waits for it) */
-static gboolean
-close_qcow2(struct nbd_handle *h, const char *tmp, GError **error)
-{
-    if (nbd_flush(h, 0) < 0) {
-        cairn_nbd_set_error(error, CAIRN_NBD_ERROR_IO, "cannot flush '%s'", tmp);
-        nbd_close(h);
-        return FALSE;
-    }
-    if (nbd_shutdown(h, 0) < 0) {
-        cairn_nbd_set_error(error, CAIRN_NBD_ERROR_IO, "cannot close '%s'", tmp);
-        nbd_close(h);
-        return FALSE;
-    }
-    nbd_close(h);
-    return TRUE;
-}
-
-static gboolean
-fsync_path(const char *path, GError **error)
-{
-    cairn_autofd fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        cairn_set_errno(error, errno, "cannot open", path);
-        return FALSE;
-    }
-    if (fsync(fd) < 0) {
-        cairn_set_errno(error, errno, "cannot fsync", path);
-        return FALSE;
-    }
-    return TRUE;
-}
-
 /* everything after the temp file exists; the caller unlinks it on failure */
 static gboolean
 restore_into(Restore *r, CairnProgressFunc progress, gpointer progress_data, GError **error)
 {
     const CairnIndex *index = r->index;
-    if (r->format == CAIRN_DISK_FORMAT_RAW) {
-        if (ftruncate(r->fd, (off_t) index->virtual_size) < 0) {
-            cairn_set_errno(error, errno, "cannot set the size of", r->tmp);
-            return FALSE;
-        }
-        if (!write_chunks(r, progress, progress_data, error))
-            return FALSE;
-        if (fsync(r->fd) < 0) {
-            cairn_set_errno(error, errno, "cannot fsync", r->tmp);
-            return FALSE;
-        }
-        return TRUE;
-    }
-
-    r->h = open_qcow2(r->tmp, index->virtual_size, error);
-    if (!r->h)
-        return FALSE;
-    gboolean ok = write_chunks(r, progress, progress_data, error);
-    struct nbd_handle *h = g_steal_pointer(&r->h);
-    if (!ok) {
-        nbd_close(h);
+    if (!r->qcow2 && ftruncate(r->fd, (off_t) index->virtual_size) < 0) {
+        cairn_set_errno(error, errno, "cannot set the size of", r->tmp);
         return FALSE;
     }
-    return close_qcow2(h, r->tmp, error) && fsync_path(r->tmp, error);
+    GError *wb_error = NULL;
+    if (!write_chunks(r, progress, progress_data, error) ||
+        (r->qcow2 && !cairn_qcow2_write_metadata(r->qcow2, r->fd, r->tmp, error)))
+        return FALSE;
+    if (!cairn_writeback_drain(r->writeback, &wb_error)) {
+        g_propagate_error(error, wb_error);
+        return FALSE;
+    }
+    if (fsync(r->fd) < 0) {
+        cairn_set_errno(error, errno, "cannot fsync", r->tmp);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 gboolean
@@ -622,14 +413,21 @@ cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char 
         return FALSE;
     }
 
+    g_autoptr(CairnQcow2) qcow2 = NULL;
+    if (format == CAIRN_DISK_FORMAT_QCOW2 && !(qcow2 = cairn_qcow2_new(index, error))) {
+        unlink(tmp);
+        return FALSE;
+    }
+    g_autoptr(CairnWriteback) writeback = cairn_writeback_new(CAIRN_WRITEBACK_WINDOW);
     Restore r = {
         .repo = repo,
         .index = index,
         .path = path,
         .tmp = tmp,
-        .format = format,
         .cancel = cancel,
         .fd = fd,
+        .qcow2 = qcow2,
+        .writeback = writeback,
         .wake_fd = -1,
     };
     gboolean ok = restore_into(&r, progress, progress_data, error);

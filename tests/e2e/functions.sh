@@ -354,6 +354,9 @@ restore_and_compare() {
         "virtual size of $snap $disk restored to qcow2"
     qemu-img compare -q -f qcow2 -F raw "$out.qcow2" "$orig" ||
         fail "$snap $disk restored to qcow2 differs from $orig"
+    # cairn writes the qcow2 itself: qemu must find its metadata clean
+    qemu-img check -q -f qcow2 "$out.qcow2" ||
+        fail "qemu-img check finds errors in $snap $disk restored to qcow2"
     rm -f "$out.raw" "$out.qcow2"
 }
 
