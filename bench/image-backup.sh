@@ -2,24 +2,29 @@
 # bench/image-backup.sh - backup and restore of a disk image with realistic
 # content, side by side with restic and qemu-img convert, in one run.
 #
-#   bench/image-backup.sh [--size-mib N] [--chunk-sizes "256K 1M 4M"] [--out FILE]
+#   bench/image-backup.sh [--size-mib N] [--chunk-sizes "256K 1M 4M"] [--runs N] [--out FILE]
 #
 # The image (qcow2) holds real OS files (a tar of /usr), random data and
 # zeros/holes. Every tool reads the same image from the page cache (one warm-up
-# read first). Reported: wall seconds, MB/s of virtual data, peak RSS
-# (/usr/bin/time), repository size. Ratios are against qemu-img convert.
+# read first). Reported: wall seconds (median of --runs, default 3, with the
+# range), MB/s of virtual data, peak RSS (/usr/bin/time), repository size.
+# Ratios are against qemu-img convert into the page cache, and against
+# qemu-img convert + sync (a durable copy, as cairn's objects are durable
+# when it returns).
 # Needs: tools/setup --bench (restic, time), a release build (tools/build).
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
 size_mib=1024
 chunk_sizes="256K 1M 4M"
+runs=3
 out=""
 while [ $# -gt 0 ]; do
     case $1 in
         --size-mib) size_mib=$2; shift 2 ;;
         --chunk-sizes) chunk_sizes=$2; shift 2 ;;
+        --runs) runs=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        *) echo "usage: $0 [--size-mib N] [--chunk-sizes LIST] [--out FILE]" >&2; exit 2 ;;
+        *) echo "usage: $0 [--size-mib N] [--chunk-sizes LIST] [--runs N] [--out FILE]" >&2; exit 2 ;;
     esac
 done
 for t in restic qemu-img /usr/bin/time; do
@@ -55,54 +60,73 @@ run() {
 }
 du_mib() { du -sm "$1" | cut -f1; }
 
-: >"$W/results"
-run "qemu-img convert (copy limit)" qemu-img convert -f qcow2 -O raw "$img" "$W/copy.raw"
-rm -f "$W/copy.raw"; sync
-# cairn's data is durable when it returns: the fair limit includes the flush
-run "qemu-img convert + sync (durable copy limit)" bash -c "qemu-img convert -f qcow2 -O raw '$img' '$W/copy.raw' && sync"
-rm -f "$W/copy.raw"; sync
 declare -A repo_mib
-for cs in $chunk_sizes; do
-    r=$W/repo-$cs
-    "$bin" --repo "$r" init --chunk-size "$cs" >/dev/null
-    run "cairn backup, chunk $cs" "$bin" -q --repo "$r" backup --image "$img" --name bench
-    repo_mib[$cs]=$(du_mib "$r")
-    run "cairn backup again (no change), chunk $cs" "$bin" -q --repo "$r" backup --image "$img" --name bench
-    run "cairn restore-disk raw, chunk $cs" "$bin" -q --repo "$r" restore-disk bench@latest vda --to "$W/restored.raw" --format raw
-    qemu-img compare -q -f raw -F qcow2 "$W/restored.raw" "$img" || { echo "bench: restore differs!" >&2; exit 1; }
-    rm -f "$W/restored.raw"
-    if [ "$cs" != "${chunk_sizes##* }" ]; then rm -rf "$r"; fi
-done
-# encrypted cairn vs restic (always encrypted) on the same bytes
 printf 'bench-secret-key-0123456789\n' >"$W/key"; chmod 600 "$W/key"
-"$bin" --repo "$W/repo-enc" init --encrypt --key-file "$W/key" >/dev/null
-run "cairn backup, encrypted, chunk 1M" "$bin" -q --repo "$W/repo-enc" --key-file "$W/key" backup --image "$img" --name bench
-repo_mib[enc]=$(du_mib "$W/repo-enc")
 qemu-img convert -f qcow2 -O raw "$img" "$W/src.raw"   # restic reads files: give it the raw disk
 export RESTIC_PASSWORD=bench-secret-key-0123456789 RESTIC_CACHE_DIR=$W/restic-cache
-restic init -q -r "$W/restic" >/dev/null
-run "restic backup (raw file)" restic -q -r "$W/restic" backup "$W/src.raw"
-repo_mib[restic]=$(du_mib "$W/restic")
-run "restic backup again (no change)" restic -q -r "$W/restic" backup "$W/src.raw"
-sync
-run "restic restore + sync (durable)" bash -c "restic -q -r '$W/restic' restore latest --target '$W/restic-out' && sync"
-cmp "$W/src.raw" "$W/restic-out$W/src.raw"
 
-# ---- report
-limit=$(awk 'NR==1{print $(NF-1)}' "$W/results")
+: >"$W/results"
+for n in $(seq "$runs"); do
+    echo "bench: run $n of $runs" >&2
+    run "qemu-img convert (copy limit)" qemu-img convert -f qcow2 -O raw "$img" "$W/copy.raw"
+    rm -f "$W/copy.raw"; sync
+    # cairn's data is durable when it returns: the fair limit includes the flush
+    run "qemu-img convert + sync (durable copy limit)" bash -c "qemu-img convert -f qcow2 -O raw '$img' '$W/copy.raw' && sync"
+    rm -f "$W/copy.raw"; sync
+    for cs in $chunk_sizes; do
+        rp=$W/repo-$cs
+        rm -rf "$rp"
+        "$bin" --repo "$rp" init --chunk-size "$cs" >/dev/null
+        run "cairn backup, chunk $cs" "$bin" -q --repo "$rp" backup --image "$img" --name bench
+        repo_mib[$cs]=$(du_mib "$rp")
+        run "cairn backup again (no change), chunk $cs" "$bin" -q --repo "$rp" backup --image "$img" --name bench
+        run "cairn restore-disk raw, chunk $cs" "$bin" -q --repo "$rp" restore-disk bench@latest vda --to "$W/restored.raw" --format raw
+        qemu-img compare -q -f raw -F qcow2 "$W/restored.raw" "$img" || { echo "bench: restore differs!" >&2; exit 1; }
+        rm -f "$W/restored.raw"
+        rm -rf "$rp"
+    done
+    # encrypted cairn vs restic (always encrypted) on the same bytes
+    rm -rf "$W/repo-enc"
+    "$bin" --repo "$W/repo-enc" init --encrypt --key-file "$W/key" >/dev/null
+    run "cairn backup, encrypted, chunk 1M" "$bin" -q --repo "$W/repo-enc" --key-file "$W/key" backup --image "$img" --name bench
+    repo_mib[enc]=$(du_mib "$W/repo-enc")
+    rm -rf "$W/restic" "$W/restic-out" "$W/restic-cache"
+    restic init -q -r "$W/restic" >/dev/null
+    run "restic backup (raw file)" restic -q -r "$W/restic" backup "$W/src.raw"
+    repo_mib[restic]=$(du_mib "$W/restic")
+    run "restic backup again (no change)" restic -q -r "$W/restic" backup "$W/src.raw"
+    sync
+    run "restic restore + sync (durable)" bash -c "restic -q -r '$W/restic' restore latest --target '$W/restic-out' && sync"
+    cmp "$W/src.raw" "$W/restic-out$W/src.raw"
+done
+
+# ---- report: medians over the runs
 {
-    echo "### Image backup and restore, ${size_mib} MiB virtual ($(date -u +%Y-%m-%d), $(nproc) cores)"
+    echo "### Image backup and restore, ${size_mib} MiB virtual ($(date -u +%Y-%m-%d), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
     echo
-    echo "Command: \`bench/image-backup.sh --size-mib $size_mib --chunk-sizes \"$chunk_sizes\"\`"
+    echo "Command: \`bench/image-backup.sh --size-mib $size_mib --chunk-sizes \"$chunk_sizes\" --runs $runs\`"
     echo
-    echo "| run | seconds | MB/s (virtual) | × qemu-img convert time | peak RSS MiB |"
-    echo "|---|---:|---:|---:|---:|"
-    while read -r line; do
-        rss=${line##* }; rest=${line% *}; secs=${rest##* }; label=${rest% *}
-        awk -v l="$label" -v s="$secs" -v r="$rss" -v lim="$limit" -v mib="$size_mib" 'BEGIN{
-            mbps = s > 0 ? mib * 1.048576 / s : 0;
-            printf "| %s | %.2f | %.0f | %.2f | %.0f |\n", l, s, mbps, (lim > 0 ? s / lim : 0), r / 1024 }'
-    done <"$W/results"
+    python3 - "$W/results" "$size_mib" <<'PY'
+import statistics, sys
+rows, order = {}, []
+for line in open(sys.argv[1]):
+    label, secs, rss = line.rsplit(" ", 2)
+    if label not in rows:
+        rows[label] = {"s": [], "rss": []}
+        order.append(label)
+    rows[label]["s"].append(float(secs)); rows[label]["rss"].append(int(rss))
+mib = int(sys.argv[2])
+med = {k: statistics.median(v["s"]) for k, v in rows.items()}
+lim = med["qemu-img convert (copy limit)"]
+dur = med["qemu-img convert + sync (durable copy limit)"]
+print("| run | seconds (median) | min–max | MB/s (virtual) | × qemu-img convert | × convert + sync | peak RSS MiB |")
+print("|---|---:|---:|---:|---:|---:|---:|")
+for k in order:
+    r = rows[k]
+    print("| %s | %.2f | %.2f–%.2f | %.0f | %.2f | %.2f | %.0f |" % (
+        k, med[k], min(r["s"]), max(r["s"]), mib * 1.048576 / med[k] if med[k] else 0,
+        med[k] / lim, med[k] / dur, max(r["rss"]) / 1024))
+PY
     echo
     echo "| repository | size MiB |"
     echo "|---|---:|"

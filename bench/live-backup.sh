@@ -2,7 +2,7 @@
 # bench/live-backup.sh - live backup of a running domain, side by side with
 # Debian's virtnbdbackup and a raw nbdcopy of the backup export, in one run.
 #
-#   bench/live-backup.sh [--out FILE]
+#   bench/live-backup.sh [--runs N] [--out FILE]
 #
 # Two identical TCG domains (vda 2 GiB, vdb 1 GiB, qcow2) get identical
 # writes: cairn backs up one, virtnbdbackup the other (it refuses checkpoints
@@ -10,11 +10,20 @@
 # 512 MiB of random data written, incremental after 64 MiB more, incremental
 # after 64 KiB more. Reported: wall time, cairn's own time (wall minus time
 # spent waiting for libvirt's job start/end), bytes read, bytes stored, peak
-# RSS. Needs root, libvirtd (started here if not running), tools/setup --bench.
+# RSS. The full phase is run --runs times (default 3; cairn into a fresh
+# repository each time, nbdcopy with and without a final sync, as cairn's
+# data is durable when it returns) and reported as medians. Needs root,
+# libvirtd (started here if not running), tools/setup --bench.
 set -euo pipefail
 src=$(cd "$(dirname "$0")/.." && pwd)
-out=""
-[ "${1:-}" = --out ] && out=$2
+out="" runs=3
+while [ $# -gt 0 ]; do
+    case $1 in
+    --runs) runs=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    *) echo "bench/live-backup.sh: unknown argument '$1' (--runs N, --out FILE)" >&2; exit 2 ;;
+    esac
+done
 for t in virtnbdbackup nbdcopy virsh /usr/bin/time; do
     command -v "$t" >/dev/null || { echo "bench: missing $t: run tools/setup --bench" >&2; exit 1; }
 done
@@ -65,7 +74,6 @@ qio() { for d in "${DOMS[@]}"; do
 row() { echo "$*" >>"$W/results"; echo "bench: $*" >&2; }
 timed() { /usr/bin/time -f '%e %M' -o "$W/time" "$@"; read -r T_WALL T_RSS <"$W/time"; }
 
-"$bin" --repo "$W/repo" init >/dev/null
 cairn_phase() {
     local before after
     before=$(du -sb "$W/repo" | cut -f1)
@@ -90,7 +98,7 @@ vnb_phase() {
     row "$1" virtnbdbackup "$T_WALL" "$T_WALL" "${rd:-?}" "$((after - before))" "$T_RSS"
 }
 nbdcopy_phase() { # raw copy of a full pull-mode export of domain a (no checkpoint)
-    local sock=$W/raw.sock
+    local sock=$W/raw.sock label=$2 sync_cmd=${3:-true}
     cat >"$W/raw.xml" <<XML
 <domainbackup mode='pull'><server transport='unix' socket='$sock'/><disks>
 <disk name='vda' backup='yes' type='file'><scratch file='$W/scratch-vda.qcow2'/></disk>
@@ -99,17 +107,23 @@ nbdcopy_phase() { # raw copy of a full pull-mode export of domain a (no checkpoi
 XML
     chmod 0777 "$W"
     virsh -q backup-begin cairn-bench-a "$W/raw.xml" >/dev/null
-    timed bash -c "nbdcopy 'nbd+unix:///vda?socket=$sock' '$W/raw-vda' && nbdcopy 'nbd+unix:///vdb?socket=$sock' '$W/raw-vdb'"
+    sync
+    timed bash -c "nbdcopy 'nbd+unix:///vda?socket=$sock' '$W/raw-vda' && nbdcopy 'nbd+unix:///vdb?socket=$sock' '$W/raw-vdb' && $sync_cmd"
     # allocated bytes: what nbdcopy actually read and wrote (it skips holes)
     local rd; rd=$(du -sB1 "$W/raw-vda" "$W/raw-vdb" | awk '{s+=$1} END {printf "%d", s}')
-    row "$1" "nbdcopy (raw copy)" "$T_WALL" "$T_WALL" "$rd" "$rd" "$T_RSS"
-    virsh -q domjobabort cairn-bench-a >/dev/null; rm -f "$W"/raw-vd* "$W"/scratch-*
+    row "$1" "$label" "$T_WALL" "$T_WALL" "$rd" "$rd" "$T_RSS"
+    virsh -q domjobabort cairn-bench-a >/dev/null; rm -f "$W"/raw-vd* "$W"/scratch-*; sync
 }
 
 echo "bench: full (512 MiB random in vda)" >&2
 qio vda "write -s $IMG/rand512 0 512M"
-nbdcopy_phase full
-cairn_phase full
+for n in $(seq "$runs"); do
+    echo "bench: full, run $n of $runs" >&2
+    nbdcopy_phase full "nbdcopy (raw copy)"
+    nbdcopy_phase full "nbdcopy + sync (durable raw copy)" sync
+    rm -rf "$W/repo"; "$bin" --repo "$W/repo" init >/dev/null; sync
+    cairn_phase full
+done
 vnb_phase full full
 echo "bench: incremental after 64 MiB" >&2
 qio vda "write -s $IMG/rand64 600M 64M"
@@ -121,16 +135,40 @@ cairn_phase inc-64KiB
 vnb_phase inc-64KiB inc
 
 {
-    echo "### Live backup of a running domain ($(date -u +%Y-%m-%d), $(nproc) cores, TCG)"
+    echo "### Live backup of a running domain ($(date -u +%Y-%m-%d), $(nproc) cores, TCG, load $(cut -d' ' -f1-3 /proc/loadavg))"
     echo
-    echo "Command: \`bench/live-backup.sh\`"
+    echo "Command: \`bench/live-backup.sh --runs $runs\`"
     echo
-    echo "| phase | tool | wall s | own s (excl. libvirt job start/end) | MiB read | MiB stored | peak RSS MiB |"
-    echo "|---|---|---:|---:|---:|---:|---:|"
-    awk '{ tool=$2; i=3; while ($i !~ /^[0-9.]+$/) { tool = tool " " $i; i++ }
-           rd = ($(i+2) ~ /^[0-9]+$/) ? sprintf("%.1f", $(i+2)/1048576) : $(i+2)
-           printf "| %s | %s | %.2f | %.2f | %s | %.1f | %.0f |\n", $1, tool, $i, $(i+1), rd, $(i+3)/1048576, $(i+4)/1024 }' "$W/results"
-    echo
-    awk '$1=="full" && $2=="cairn" {c=$3} $1=="full" && $2=="virtnbdbackup" {v=$3} $1=="full" && $2=="nbdcopy" {n=$5}
-         END { if (c > 0) printf "Full: virtnbdbackup / cairn = %.2fx; cairn / raw nbdcopy = %.2fx\n", v/c, c/n }' "$W/results"
+    python3 - "$W/results" <<'PY'
+import statistics, sys
+rows, order = {}, []
+for line in open(sys.argv[1]):
+    f = line.split()
+    # phase tool... wall own read stored rss (the tool's name may have spaces)
+    phase, tool, nums = f[0], " ".join(f[1:-5]), f[-5:]
+    key = (phase, tool)
+    if key not in rows:
+        rows[key] = []
+        order.append(key)
+    rows[key].append(nums)
+def med(key, i):
+    return statistics.median(float(n[i]) for n in rows[key])
+print("| phase | tool | runs | wall s | own s (excl. libvirt job start/end) | MiB read | MiB stored | peak RSS MiB |")
+print("|---|---|---:|---:|---:|---:|---:|---:|")
+for key in order:
+    n = rows[key]
+    rd = n[-1][2]
+    rd = "%.1f" % (float(rd) / 1048576) if rd.isdigit() else rd
+    print("| %s | %s | %d | %.2f | %.2f | %s | %.1f | %.0f |" % (
+        key[0], key[1], len(n), med(key, 0), med(key, 1), rd, med(key, 3) / 1048576,
+        max(float(x[4]) for x in n) / 1024))
+print()
+c = med(("full", "cairn"), 1)
+cw = med(("full", "cairn"), 0)
+v = med(("full", "virtnbdbackup"), 0)
+raw = med(("full", "nbdcopy (raw copy)"), 0)
+dur = med(("full", "nbdcopy + sync (durable raw copy)"), 0)
+print("Full (medians): virtnbdbackup / cairn (wall) = %.2fx; cairn own / raw nbdcopy = %.2fx; "
+      "cairn own / nbdcopy + sync = %.2fx" % (v / cw, c / raw, c / dur))
+PY
 } | tee "${out:-/dev/null}"
