@@ -98,7 +98,8 @@ cairn_writeback_add(CairnWriteback *w, int fd, uint64_t offset, uint64_t len,
     g_mutex_lock(&w->lock);
     g_queue_push_tail(&w->ranges, r);
     w->queued_bytes += len;
-    while (w->queued_bytes > w->window && w->ranges.length > 1) {
+    while ((w->queued_bytes > w->window && w->ranges.length > 1) ||
+           w->ranges.length > CAIRN_WRITEBACK_MAX_RANGES) {
         Range *o = g_queue_pop_head(&w->ranges);
         w->queued_bytes -= o->len;
         g_queue_push_tail(&old, o);

@@ -18,6 +18,9 @@
 #include <stdint.h>
 
 #define CAIRN_WRITEBACK_WINDOW (32u << 20)
+/* and at most this many ranges (each may hold an fd: small objects must
+ * not pile up thousands of open files) */
+#define CAIRN_WRITEBACK_MAX_RANGES 64
 
 typedef struct CairnWriteback CairnWriteback;
 

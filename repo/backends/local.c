@@ -28,8 +28,8 @@
 #include "common/writeback.h"
 #include "repo/backends/backend.h"
 
-#define BATCH_OBJECTS 512
-#define BATCH_BYTES (256u << 20)
+#define BATCH_OBJECTS 4096
+#define BATCH_BYTES (1024u << 20)
 
 typedef struct {
     char *tmp;

@@ -19,7 +19,7 @@
 #include "repo/backends/backend.h"
 
 #define THREADS 4
-#define PER_THREAD 400 /* 1600 objects: three full batches of 512 and a rest */
+#define PER_THREAD 2500 /* 5000 objects, each put twice: a full batch of 4096 committed by a writer, and a rest */
 
 static char *
 make_dir(void)
@@ -257,6 +257,31 @@ test_writeback_window(void **state)
     remove_tree(dir);
 }
 
+/* Small files: the window counts files too, not only bytes. */
+static void
+test_writeback_many_small(void **state)
+{
+    (void) state;
+    g_autofree char *dir = make_dir();
+    g_autoptr(GError) error = NULL;
+    g_autoptr(CairnWriteback) wb = cairn_writeback_new(CAIRN_WRITEBACK_WINDOW);
+    for (int i = 0; i < 3 * CAIRN_WRITEBACK_MAX_RANGES; i++) {
+        g_autofree char *path = file_path(dir, i);
+        int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+        assert_true(fd >= 0);
+        assert_true(cairn_write_all(fd, "tiny", 4, path, &error));
+        assert_true(cairn_writeback_add(wb, fd, 0, 4, TRUE, path, &error));
+    }
+    guint open_files = 0;
+    for (int i = 0; i < 3 * CAIRN_WRITEBACK_MAX_RANGES; i++) {
+        g_autofree char *path = file_path(dir, i);
+        open_files += is_open(path);
+    }
+    assert_int_equal(open_files, CAIRN_WRITEBACK_MAX_RANGES);
+    assert_true(cairn_writeback_drain(wb, &error));
+    remove_tree(dir);
+}
+
 /* Freed with ranges queued (an error path): owned fds are closed. */
 static void
 test_writeback_free_closes(void **state)
@@ -284,6 +309,7 @@ main(void)
         cmocka_unit_test(test_batches_from_threads),
         cmocka_unit_test(test_commit_failure_is_sticky),
         cmocka_unit_test(test_writeback_window),
+        cmocka_unit_test(test_writeback_many_small),
         cmocka_unit_test(test_writeback_free_closes),
     };
     return cmocka_run_group_tests_name("local", tests, NULL, NULL);
