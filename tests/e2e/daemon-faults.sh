@@ -5,7 +5,7 @@
 #     scratch, no snapshot half-published, the repository verifies), and at
 #     start the interrupted job runs again and succeeds, byte-identical.
 #   status: `cairn status --json` and `cairn jobs --json` show the running
-#     job with its progress and then the finished one; a non-root client is
+#     job with its step and then the finished one; a non-root client is
 #     refused with a clear message; cairn cancel stops a running job cleanly.
 #   hang: a backup that hangs (its process stopped) past the policy's timeout
 #     is killed, the libvirt job it left is ended, the job is reported failed
@@ -41,10 +41,25 @@ job_field() {
     json_eval "$1" "[x.get('$3', '') for x in j if x['id'] == $2][0]"
 }
 
-# wait_running ID: the job runs its backup step and has read something
-wait_running() {
-    wait_for "cairn_jobs >'$WORKDIR/jobs.json' && [ \"\$(json_eval '$WORKDIR/jobs.json' \"[x.get('progress', {}).get('done', 0) for x in j if x['id'] == $1][0]\")\" -gt 0 ]" 60 ||
-        fail "job $1 does not make progress: $(cat "$WORKDIR/jobs.json")"
+# term_pending PID: a SIGTERM waits for PID (stopped) to take it
+term_pending() {
+    local mask
+    mask=$(awk '/^(ShdPnd|SigPnd):/ { printf "%s ", $2 }' "/proc/$1/status" 2>/dev/null) || return 1
+    for m in $mask; do
+        (( (16#$m >> 14) & 1 )) && return 0
+    done
+    return 1
+}
+
+# hold_job ID: stop (SIGSTOP) the backup step of job ID once its libvirt
+# backup job runs, before it has read much: backups of the test's data end
+# in well under a second, too soon to be stopped or cancelled reliably
+# while they run. Sets HELD_PID.
+hold_job() {
+    wait_for "cairn_jobs >'$WORKDIR/jobs.json' && [ -n \"\$(job_field '$WORKDIR/jobs.json' $1 pid)\" ] && [[ \$(virsh domjobinfo $DOM 2>/dev/null) =~ Backup ]]" 60 ||
+        fail "job $1 does not start its libvirt backup job: $(cat "$WORKDIR/jobs.json")"
+    HELD_PID=$(job_field "$WORKDIR/jobs.json" "$1" pid)
+    kill -STOP "$HELD_PID"
 }
 
 run_job() { # prints the job id of `cairn run TARGET`
@@ -58,13 +73,19 @@ restart_scenario() {
     local id t0 snaps_before
     snaps_before=$(snapshot_ids "$REPO" "$DOM" | wc -w)
     id=$(run_job "$DOM")
-    wait_running "$id"
-    check "status --json shows the running job with its step and progress"
+    # held, so that the stop interrupts it however fast it reads: it
+    # resumes once cairnd's SIGTERM is pending for it
+    hold_job "$id"
+    local pid=$HELD_PID
+    check "status --json shows the running job with its step"
     cairn_status >"$WORKDIR/st.json"
     assert_eq "$(json_eval "$WORKDIR/st.json" "[x['state'] for x in j['jobs'] if x['id'] == $id][0]")" running "state"
     assert_eq "$(json_eval "$WORKDIR/st.json" "[x['step'] for x in j['jobs'] if x['id'] == $id][0]")" backup "step"
     t0=$(date +%s)
-    stop_cairnd
+    kill -TERM "$CAIRND_PID"
+    wait_for "term_pending $pid" 10 || fail "cairnd did not pass SIGTERM on to the backup (pid $pid)"
+    kill -CONT "$pid"
+    wait_cairnd_exit
     info "cairnd stopped in $(($(date +%s) - t0)) s"
     assert_le $(($(date +%s) - t0)) 10 "seconds to stop"
     assert_no_job_leftovers "$DOM"
@@ -74,6 +95,8 @@ restart_scenario() {
     info "snapshots of $DOM: $snaps_before before, $after after the interrupted job"
     grep -E "job $id (cancelled|succeeded)" "$WORKDIR/cairnd.log" | sed 's/^/    log: /' ||
         fail "no outcome of job $id in the log"
+    grep -qE "job $id succeeded" "$WORKDIR/cairnd.log" &&
+        fail "job $id completed although it was held until cairnd's SIGTERM reached it"
     check "at start the interrupted job runs again and succeeds"
     start_cairnd
     wait_for "cairn_status >'$WORKDIR/st.json' && [ \"\$(status_entry '$WORKDIR/st.json' slow $DOM last_result)\" = succeeded ]" 120 ||
@@ -94,8 +117,12 @@ restart_scenario() {
     # 320 MiB changed: the incremental lasts long enough to be cancelled
     fill_random "$DOM" vda 0 320M
     id=$(run_job "$DOM")
-    wait_running "$id"
+    # held as in the restart check: the cancel must reach a running backup
+    hold_job "$id"
+    pid=$HELD_PID
     "$CAIRN_BIN" cancel "$id" >/dev/null || fail "cairn cancel $id"
+    wait_for "term_pending $pid" 10 || fail "cairn cancel did not signal the backup (pid $pid)"
+    kill -CONT "$pid"
     wait_for "cairn_jobs >'$WORKDIR/jobs.json' && [ \"\$(job_field '$WORKDIR/jobs.json' $id state)\" != running ]" 30 ||
         fail "job $id still runs after cancel"
     info "job $id: $(job_field "$WORKDIR/jobs.json" "$id" state): $(job_field "$WORKDIR/jobs.json" "$id" error)"

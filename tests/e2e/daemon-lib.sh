@@ -50,8 +50,13 @@ start_cairnd() {
 }
 
 stop_cairnd() {
-    local rc=0
     kill -TERM "$CAIRND_PID"
+    wait_cairnd_exit
+}
+
+# wait_cairnd_exit: after a SIGTERM, cairnd exits 0 and removes its socket
+wait_cairnd_exit() {
+    local rc=0
     wait "$CAIRND_PID" || rc=$?
     [ "$rc" -eq 0 ] || {
         tail -n 20 "$WORKDIR/cairnd.log" | sed 's/^/    cairnd: /' >&2
