@@ -23,6 +23,7 @@
 #include <libnbd.h>
 
 #include "common/cleanup.h"
+#include "common/spawn.h"
 #include "common/util.h"
 #include "restore/serve.h"
 
@@ -207,40 +208,10 @@ log_tail(const char *log_file)
     return g_strdup_printf(": %s", one);
 }
 
-/* In a forked child (only async-signal-safe calls): stdio set up, every
- * other descriptor closed (so that no pipe end of a parallel start is held
- * here), then, when gate >= 0, wait for EOF on it. */
-static void
-exec_child(char **argv, char **env, int null, int logfd, int gate)
-{
-    sigset_t none;
-    sigemptyset(&none);
-    sigprocmask(SIG_SETMASK, &none, NULL);
-    signal(SIGINT, SIG_DFL);
-    signal(SIGTERM, SIG_DFL);
-    signal(SIGPIPE, SIG_DFL);
-    if (logfd >= 0)
-        dup2(logfd, 2);
-    dup2(null, 0);
-    dup2(null, 1); /* stdout is the caller's (the URI line) */
-    if (gate >= 0) {
-        dup2(gate, 3);
-        close_range(4, ~0U, 0);
-        char c;
-        while (read(3, &c, 1) < 0 && errno == EINTR)
-            ;
-        close(3);
-    } else {
-        close_range(3, ~0U, 0);
-    }
-    execve(argv[0], argv, env);
-    _exit(127);
-}
-
 /* Start nbdkit; detached, it is a grandchild in a session of its own whose
- * parent has exited before it runs: nbdkit 1.32 sets a parent-death signal
- * for itself (even without --exit-with-parent), which must not fire when we
- * exit. *ret_child: it is our child. */
+ * parent has been reaped before it runs: nbdkit 1.32 sets a parent-death
+ * signal for itself (even without --exit-with-parent), which must not fire
+ * when we exit. *ret_child: it is our child. */
 static pid_t
 spawn(char **argv, char **env, const char *log_file, gboolean detach, gboolean *ret_child,
       GError **error)
@@ -251,48 +222,7 @@ spawn(char **argv, char **env, const char *log_file, gboolean detach, gboolean *
         cairn_set_errno(error, errno, "cannot open the server log", log_file);
         return -1;
     }
-    cairn_autofd null = open("/dev/null", O_RDWR | O_CLOEXEC);
-    int p[2] = { -1, -1 };  /* the grandchild's pid, from the intermediate */
-    int gate[2] = { -1, -1 }; /* EOF once the intermediate has exited */
-    if (detach && (pipe2(p, O_CLOEXEC) < 0 || pipe2(gate, O_CLOEXEC) < 0)) {
-        cairn_set_errno(error, errno, "cannot start", CAIRN_NBDKIT);
-        return -1;
-    }
-    pid_t pid = fork();
-    if (pid < 0) {
-        cairn_set_errno(error, errno, "cannot start", CAIRN_NBDKIT);
-        return -1;
-    }
-    if (pid == 0 && !detach)
-        exec_child(argv, env, null, logfd, -1);
-    if (pid == 0) {
-        setsid();
-        pid_t g = fork();
-        if (g == 0)
-            exec_child(argv, env, null, logfd, gate[0]);
-        if (write(p[1], &g, sizeof g) != sizeof g)
-            _exit(1);
-        _exit(g > 0 ? 0 : 1);
-    }
-    *ret_child = !detach;
-    if (!detach)
-        return pid;
-    close(p[1]);
-    close(gate[0]);
-    close(gate[1]);
-    pid_t g = -1;
-    ssize_t n;
-    while ((n = read(p[0], &g, sizeof g)) < 0 && errno == EINTR)
-        ;
-    close(p[0]);
-    while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-        ;
-    if (n != sizeof g || g <= 0) {
-        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                    "cannot start %s in a session of its own", CAIRN_NBDKIT);
-        return -1;
-    }
-    return g;
+    return cairn_spawn(argv, env, logfd, detach, ret_child, error);
 }
 
 /* wait until the pid file holds a pid, nbdkit exits, or the timeout */
