@@ -117,7 +117,7 @@ append_escaped(GString *s, const char *attr, const char *value)
 
 char *
 cairn_backup_xml(const char *socket, const char *scratch_dir, const char *incremental,
-                 GPtrArray *backup_targets, GPtrArray *other_targets)
+                 GPtrArray *backup_targets, GPtrArray *full_targets, GPtrArray *other_targets)
 {
     GString *s = g_string_new("<domainbackup mode='pull'>\n");
     if (incremental) {
@@ -132,6 +132,10 @@ cairn_backup_xml(const char *socket, const char *scratch_dir, const char *increm
         g_autofree char *scratch = g_strdup_printf("%s/scratch-%s.qcow2", scratch_dir, t);
         g_string_append(s, "    <disk");
         append_escaped(s, "name", t);
+        /* a disk without a bitmap of the checkpoint is exported whole */
+        if (incremental && full_targets &&
+            g_ptr_array_find_with_equal_func(full_targets, t, g_str_equal, NULL))
+            g_string_append(s, " backupmode='full'");
         g_string_append(s, " backup='yes' type='file'><scratch");
         append_escaped(s, "file", scratch);
         g_string_append(s, "/></disk>\n");
@@ -146,22 +150,25 @@ cairn_backup_xml(const char *socket, const char *scratch_dir, const char *increm
 }
 
 char *
-cairn_checkpoint_xml(const char *name, GPtrArray *backup_targets, GPtrArray *other_targets)
+cairn_checkpoint_xml(const char *name, GPtrArray *bitmap_targets, GPtrArray *no_bitmap_targets,
+                     GPtrArray *other_targets)
 {
     GString *s = g_string_new("<domaincheckpoint>\n");
     g_autofree char *esc = g_markup_escape_text(name, -1);
     g_string_append_printf(s, "  <name>%s</name>\n  <description>created by cairn for its "
                            "next incremental backup</description>\n  <disks>\n", esc);
-    for (guint i = 0; i < backup_targets->len; i++) {
+    for (guint i = 0; i < bitmap_targets->len; i++) {
         g_string_append(s, "    <disk");
-        append_escaped(s, "name", backup_targets->pdata[i]);
+        append_escaped(s, "name", bitmap_targets->pdata[i]);
         g_string_append(s, " checkpoint='bitmap'/>\n");
     }
-    for (guint i = 0; other_targets && i < other_targets->len; i++) {
-        g_string_append(s, "    <disk");
-        append_escaped(s, "name", other_targets->pdata[i]);
-        g_string_append(s, " checkpoint='no'/>\n");
-    }
+    GPtrArray *none[] = { no_bitmap_targets, other_targets };
+    for (guint k = 0; k < G_N_ELEMENTS(none); k++)
+        for (guint i = 0; none[k] && i < none[k]->len; i++) {
+            g_string_append(s, "    <disk");
+            append_escaped(s, "name", none[k]->pdata[i]);
+            g_string_append(s, " checkpoint='no'/>\n");
+        }
     g_string_append(s, "  </disks>\n</domaincheckpoint>\n");
     return g_string_free(s, FALSE);
 }

@@ -18,9 +18,13 @@ gboolean cairn_checkpoint_delete(virDomainPtr dom, const char *name, GError **er
 char *cairn_checkpoint_get_xml(virDomainPtr dom, const char *name, GError **error);
 gboolean cairn_checkpoint_redefine(virDomainPtr dom, const char *xml, GError **error);
 
-/* <domainbackup mode='pull'> for the given targets (others backup='no'). */
+/* <domainbackup mode='pull'> for the given targets (others backup='no');
+ * in an incremental, the targets also in full_targets (disks without a
+ * bitmap: raw ones) are exported whole. */
 char *cairn_backup_xml(const char *socket, const char *scratch_dir, const char *incremental,
-                       GPtrArray *backup_targets, GPtrArray *other_targets);
-/* <domaincheckpoint> with a bitmap for each backed-up target. */
-char *cairn_checkpoint_xml(const char *name, GPtrArray *backup_targets,
-                           GPtrArray *other_targets);
+                       GPtrArray *backup_targets, GPtrArray *full_targets,
+                       GPtrArray *other_targets);
+/* <domaincheckpoint> with a bitmap for each of bitmap_targets (qcow2 disks:
+ * QEMU keeps no persistent bitmap in a raw one), none for the others. */
+char *cairn_checkpoint_xml(const char *name, GPtrArray *bitmap_targets,
+                           GPtrArray *no_bitmap_targets, GPtrArray *other_targets);

@@ -16,6 +16,8 @@ typedef struct {
     char *inactive_xml;      /* saved with the snapshot */
     GPtrArray *targets;      /* char*: disks to back up */
     GPtrArray *others;       /* char*: disks left out */
+    GPtrArray *bitmapped;    /* char*: targets that keep a dirty bitmap (qcow2) */
+    GPtrArray *unbitmapped;  /* char*: targets that cannot (raw): always read whole */
     json_t *skipped;         /* [{target, reason}] */
     CairnSnapshot *parent;   /* latest earlier snapshot of the domain, or NULL */
     char *older_checkpoint;  /* the newest checkpoint an earlier snapshot recorded */
@@ -23,7 +25,7 @@ typedef struct {
     char *reason;            /* why full */
     /* live */
     char *job_dir, *scratch_dir, *socket;
-    char *checkpoint;        /* created by this job */
+    char *checkpoint;        /* created by this job (NULL: no disk keeps a bitmap) */
     char *base_checkpoint;   /* incremental from, or NULL */
     gboolean job_running, frozen, frozen_ok, freeze_noted;
     /* offline */
@@ -34,6 +36,8 @@ typedef struct {
 
 void cairn_job_note(CairnJob *job, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 uint64_t cairn_job_disk_capacity(CairnJob *job, const char *target);
+/* target keeps a dirty bitmap in a live backup (its image is qcow2) */
+gboolean cairn_job_disk_bitmapped(CairnJob *job, const char *target);
 void cairn_job_thaw(CairnJob *job);
 void cairn_job_end(CairnJob *job);
 

@@ -53,7 +53,7 @@ static CairnNbdSource *
 open_live(CairnJob *job, guint i, const CairnIndex **ret_parent, GError **error)
 {
     const char *t = job->targets->pdata[i];
-    g_autofree char *ctx = job->base_checkpoint
+    g_autofree char *ctx = job->base_checkpoint && cairn_job_disk_bitmapped(job, t)
                                ? g_strdup_printf("qemu:dirty-bitmap:backup-%s", t) : NULL;
     *ret_parent = NULL;
     return cairn_nbd_source_connect(job->socket, t, ctx, error);

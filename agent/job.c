@@ -91,6 +91,12 @@ select_disks(CairnJob *job, GError **error)
         }
         g_ptr_array_add(wanted ? job->targets : job->others, g_strdup(d->target));
     }
+    job->bitmapped = g_ptr_array_new();
+    job->unbitmapped = g_ptr_array_new();
+    for (guint i = 0; i < job->targets->len; i++) {
+        char *t = job->targets->pdata[i];
+        g_ptr_array_add(cairn_job_disk_bitmapped(job, t) ? job->bitmapped : job->unbitmapped, t);
+    }
     if (job->targets->len == 0) {
         g_set_error(error, CAIRN_VIRT_ERROR, CAIRN_VIRT_ERROR_NO_DISKS,
                     "domain '%s' has no disk to back up (only disks with a local file or "
@@ -99,6 +105,23 @@ select_disks(CairnJob *job, GError **error)
         return FALSE;
     }
     return TRUE;
+}
+
+gboolean
+cairn_job_disk_bitmapped(CairnJob *job, const char *target)
+{
+    const CairnDomainDisk *d = cairn_domain_info_find_disk(job->info, target);
+    return d && !g_strcmp0(d->format, "qcow2");
+}
+
+/* "vda, vdb" */
+static char *
+join_targets(GPtrArray *targets)
+{
+    g_autoptr(GString) s = g_string_new(NULL);
+    for (guint i = 0; i < targets->len; i++)
+        g_string_append_printf(s, "%s%s", i ? ", " : "", (char *) targets->pdata[i]);
+    return g_strdup(s->str);
 }
 
 /* ---- the parent snapshot ---- */
@@ -131,8 +154,9 @@ static char *
 geometry_change(CairnJob *job)
 {
     CairnManifest *p = job->parent->manifest;
-    for (guint i = 0; i < job->targets->len; i++) {
-        const char *t = job->targets->pdata[i];
+    /* the others are read whole anyway */
+    for (guint i = 0; i < job->bitmapped->len; i++) {
+        const char *t = job->bitmapped->pdata[i];
         const CairnManifestDisk *pd = cairn_manifest_find_disk(p, t);
         const CairnDomainDisk *dd = cairn_domain_info_find_disk(job->info, t);
         if (!pd)
@@ -166,6 +190,13 @@ choose_mode(CairnJob *job)
     CairnSnapshot *parent = job->parent;
     if (job->opts->full) {
         job->reason = g_strdup("--full was given");
+        return;
+    }
+    if (job->bitmapped->len == 0) {
+        g_autofree char *raw = join_targets(job->unbitmapped);
+        job->reason = g_strdup_printf("no disk keeps a dirty bitmap (%s: not qcow2), so every "
+                                      "backup reads them whole; only changed chunks are stored",
+                                      raw);
         return;
     }
     if (!parent) {
@@ -308,11 +339,16 @@ static gboolean
 begin_job(CairnJob *job, GError **error)
 {
     g_autofree char *sock = g_build_filename(job->job_dir, "nbd.sock", NULL);
-    job->checkpoint = cairn_checkpoint_new_name();
+    /* a checkpoint holds bitmaps: none without a disk to keep one */
+    if (job->bitmapped->len > 0)
+        job->checkpoint = cairn_checkpoint_new_name();
     for (int attempt = 0; attempt < 2; attempt++) {
         g_autofree char *bxml = cairn_backup_xml(sock, job->scratch_dir, job->base_checkpoint,
-                                                 job->targets, job->others);
-        g_autofree char *cxml = cairn_checkpoint_xml(job->checkpoint, job->targets, job->others);
+                                                 job->targets, job->unbitmapped, job->others);
+        g_autofree char *cxml = job->checkpoint
+                                    ? cairn_checkpoint_xml(job->checkpoint, job->bitmapped,
+                                                           job->unbitmapped, job->others)
+                                    : NULL;
         if (!freeze(job, error))
             return FALSE;
         gint64 tb = g_get_monotonic_time();
@@ -395,7 +431,7 @@ prune_checkpoints(CairnJob *job)
     guint foreign = 0;
     for (guint i = 0; i < names->len; i++) {
         const char *n = names->pdata[i];
-        if (!strcmp(n, job->checkpoint))
+        if (!g_strcmp0(n, job->checkpoint))
             continue;
         if (!cairn_checkpoint_is_ours(n) && !job->opts->take_over_checkpoints) {
             foreign++;
@@ -428,15 +464,25 @@ backup_live(CairnJob *job, GError **error)
         cairn_job_note(job, "removed %u file%s (socket, scratch) left by an interrupted backup",
                        left_a + left_b, left_a + left_b == 1 ? "" : "s");
     choose_mode(job);
+    if (job->base_checkpoint && job->unbitmapped->len > 0) {
+        g_autofree char *raw = join_targets(job->unbitmapped);
+        cairn_job_note(job, "disk%s %s: not qcow2, QEMU keeps no dirty bitmap for %s: read "
+                       "whole (only changed chunks are stored)",
+                       job->unbitmapped->len == 1 ? "" : "s", raw,
+                       job->unbitmapped->len == 1 ? "it" : "them");
+    }
     if (!begin_job(job, error))
         return FALSE;
     job->result->app_consistent = job->frozen_ok;
     gboolean ok = cairn_job_read_disks(job, error);
     cairn_job_end(job);
     if (!ok) {
-        cairn_checkpoint_delete(job->dom, job->checkpoint, NULL);
+        if (job->checkpoint)
+            cairn_checkpoint_delete(job->dom, job->checkpoint, NULL);
         return FALSE;
     }
+    if (!job->checkpoint)
+        return TRUE;
     g_autoptr(GError) gerr = NULL;
     g_autofree char *cxml = cairn_checkpoint_get_xml(job->dom, job->checkpoint, &gerr);
     if (cxml) {
@@ -450,7 +496,8 @@ backup_live(CairnJob *job, GError **error)
     job->manifest->checkpoint = g_strdup(job->checkpoint);
     for (guint i = 0; i < job->manifest->disks->len; i++) {
         CairnManifestDisk *d = job->manifest->disks->pdata[i];
-        d->bitmap = g_strdup(job->checkpoint);
+        if (cairn_job_disk_bitmapped(job, d->target))
+            d->bitmap = g_strdup(job->checkpoint);
     }
     return TRUE;
 }
@@ -476,6 +523,10 @@ job_clear(CairnJob *job)
         g_ptr_array_unref(job->targets);
     if (job->others)
         g_ptr_array_unref(job->others);
+    if (job->bitmapped)
+        g_ptr_array_unref(job->bitmapped);
+    if (job->unbitmapped)
+        g_ptr_array_unref(job->unbitmapped);
     if (job->skipped)
         json_decref(job->skipped);
     cairn_snapshot_free(job->parent);

@@ -88,7 +88,14 @@ dom_uuid() {
     echo "$u"
 }
 dom_images() { echo "$IMAGES_BASE/$1"; }
-dom_disk() { echo "$IMAGES_BASE/$1/$2.qcow2"; }
+# dom_disk DOM DISK: its image (raw when listed in $DOMAIN_RAW_DISKS at definition)
+dom_disk() {
+    if [ -f "$IMAGES_BASE/$1/$2.raw" ]; then echo "$IMAGES_BASE/$1/$2.raw"; else echo "$IMAGES_BASE/$1/$2.qcow2"; fi
+}
+# _disk_format DISK: raw when DISK is in $DOMAIN_RAW_DISKS, else qcow2
+_disk_format() {
+    case " ${DOMAIN_RAW_DISKS:-} " in *" $1 "*) echo raw ;; *) echo qcow2 ;; esac
+}
 dom_running() { [[ $(virsh domstate "$1" 2>/dev/null) == running* ]]; }
 dom_exists() { virsh -q dominfo "$1" >/dev/null 2>&1; }
 qemu_pid() { cat "/run/libvirt/qemu/$1.pid"; }
@@ -121,12 +128,13 @@ _remove_domain() {
 }
 
 # domain_xml NAME NDISKS: the XML of a TCG domain without a guest OS whose
-# disks vda, vdb, ... are $IMAGES_BASE/NAME/vdX.qcow2 with user aliases
+# disks vda, vdb, ... are $IMAGES_BASE/NAME/vdX.qcow2 (vdX.raw for the
+# targets in $DOMAIN_RAW_DISKS) with user aliases
 # ua-vdX (HMP qemu-io needs a stable qdev id); $DOMAIN_EXTRA_DEVICES (XML)
 # is added to its devices, $DOMAIN_FEATURES (XML, e.g. <acpi/>: PCI hot-plug
 # on the pc machine needs it) to its <features>
 domain_xml() {
-    local name=$1 n=$2 i t
+    local name=$1 n=$2 i t f
     cat <<EOF
 <domain type='qemu'>
   <name>$name</name>
@@ -142,10 +150,11 @@ domain_xml() {
 EOF
     for ((i = 0; i < n; i++)); do
         t=vd${_LETTERS:i:1}
+        f=$(_disk_format "$t")
         cat <<EOF
     <disk type='file' device='disk'>
-      <driver name='qemu' type='qcow2'/>
-      <source file='$IMAGES_BASE/$name/$t.qcow2'/>
+      <driver name='qemu' type='$f'/>
+      <source file='$IMAGES_BASE/$name/$t.$f'/>
       <target dev='$t' bus='virtio'/>
       <alias name='ua-$t'/>
     </disk>
@@ -160,7 +169,7 @@ EOF
 }
 
 # define_domain NAME NDISKS SIZE [--no-start]: a TCG domain without an OS
-# with NDISKS empty qcow2 disks of SIZE (vda, vdb, ...), started unless
+# with NDISKS empty qcow2 disks (raw: $DOMAIN_RAW_DISKS) of SIZE (vda, vdb, ...), started unless
 # --no-start; removed at exit. A reference file per disk starts as zeros.
 define_domain() {
     local name=$1 n=$2 size=$3 start=${4:-} i t
@@ -169,7 +178,7 @@ define_domain() {
     mkdir -p "$IMAGES_BASE/$name"
     for ((i = 0; i < n; i++)); do
         t=vd${_LETTERS:i:1}
-        qemu-img create -q -f qcow2 "$IMAGES_BASE/$name/$t.qcow2" "$size"
+        qemu-img create -q -f "$(_disk_format "$t")" "$IMAGES_BASE/$name/$t.$(_disk_format "$t")" "$size"
         ref_init "$name" "$t" "$size"
     done
     domain_xml "$name" "$n" >"$WORKDIR/$name.xml"
@@ -178,7 +187,7 @@ define_domain() {
     if [ "$start" != --no-start ]; then
         virsh -q start "$name" >/dev/null || fail "virsh start $name failed"
     fi
-    info "domain $name: $n qcow2 disk(s) of $size, $(virsh domstate "$name" | sed -n 1p)," \
+    info "domain $name: $n disk(s) of $size (raw: ${DOMAIN_RAW_DISKS:-none}), $(virsh domstate "$name" | sed -n 1p)," \
         "uuid $(dom_uuid "$name")"
 }
 
