@@ -8,7 +8,9 @@
 #include "cli/cli.h"
 #include "repo/index.h"
 #include "repo/lock.h"
+#include "restore/attach.h"
 #include "restore/domain.h"
+#include "restore/in-use.h"
 
 int
 cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
@@ -77,6 +79,15 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
         to = g_strdup_printf("/var/lib/libvirt/images/%s-%s-restored-%s.%s", attach, argv[2],
                              sid, fmt == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2");
     }
+    /* what can refuse is asked before the disk is written */
+    g_autoptr(CairnAttach) att = NULL;
+    if (attach && !(att = cairn_attach_prepare(uri, attach, target, to, &gerr)))
+        return cairn_cli_fail(cli, gerr);
+    g_autoptr(GPtrArray) notes = g_ptr_array_new_with_free_func(g_free);
+    if (!cairn_restore_check_replace(NULL, uri, to, force, notes, &gerr))
+        return cairn_cli_fail(cli, gerr);
+    for (guint i = 0; i < notes->len; i++)
+        fprintf(stderr, "cairn restore-disk: note: %s\n", (char *) notes->pdata[i]);
     gint64 t0 = g_get_monotonic_time();
     CairnCliProgress progress;
     cairn_cli_progress_init(&progress, cli, disk->target);
@@ -88,8 +99,8 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
         return cairn_cli_fail(cli, gerr);
     double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
     const char *fname = fmt == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2";
-    g_autofree char *attached_as = NULL;
-    if (attach && !cairn_attach_disk(uri, attach, to, fname, target, &attached_as, &gerr))
+    const char *attached_as = att ? cairn_attach_target(att) : NULL;
+    if (att && !cairn_attach_commit(att, to, fname, &gerr))
         return cairn_cli_fail(cli, gerr);
     if (json) {
         char hex[CAIRN_ID_HEX_LEN + 1];

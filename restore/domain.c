@@ -13,6 +13,7 @@
 #include "common/util.h"
 #include "repo/index.h"
 #include "restore/domain.h"
+#include "restore/in-use.h"
 
 void
 cairn_restore_result_clear(CairnRestoreResult *r)
@@ -80,11 +81,45 @@ check_paths(xmlDocPtr doc, const char *expr, const char *what, GPtrArray *notes)
     xmlXPathFreeObject(o);
 }
 
-char *
-cairn_domain_xml_rewrite(const char *xml, const char *name, gboolean keep_uuid,
-                         gboolean keep_mac, GHashTable *files, const char *format,
-                         GPtrArray *notes, GError **error)
+/* a disk two domains may use at once: read-only, shareable, removable media */
+static gboolean
+disk_may_be_shared(xmlNodePtr disk)
 {
+    xmlChar *device = xmlGetProp(disk, (const xmlChar *) "device");
+    gboolean media = device && (!strcmp((const char *) device, "cdrom") ||
+                                !strcmp((const char *) device, "floppy"));
+    xmlFree(device);
+    if (media)
+        return TRUE;
+    for (xmlNodePtr c = disk->children; c; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && (!strcmp((const char *) c->name, "readonly") ||
+                                            !strcmp((const char *) c->name, "shareable")))
+            return TRUE;
+    return FALSE;
+}
+
+/* what a disk's <source> names: a file, a device, a network volume */
+static char *
+describe_source(xmlNodePtr source)
+{
+    static const char *const attrs[] = { "file", "dev", "name", "volume", "dir" };
+    for (guint i = 0; source && i < G_N_ELEMENTS(attrs); i++) {
+        xmlChar *v = xmlGetProp(source, (const xmlChar *) attrs[i]);
+        if (v) {
+            char *copy = g_strdup((const char *) v);
+            xmlFree(v);
+            return copy;
+        }
+    }
+    return g_strdup("its source");
+}
+
+char *
+cairn_domain_xml_rewrite(const char *xml, const char *name, const char *original,
+                         gboolean keep_uuid, gboolean keep_mac, GHashTable *files,
+                         const char *format, GPtrArray *notes, GError **error)
+{
+    gboolean clone = original && strcmp(name, original) != 0;
     xmlDocPtr doc = xmlReadMemory(xml, (int) strlen(xml), "domain.xml", NULL,
                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     xmlNodePtr root = doc ? xmlDocGetRootElement(doc) : NULL;
@@ -146,6 +181,14 @@ cairn_domain_xml_rewrite(const char *xml, const char *name, gboolean keep_uuid,
                 }
                 c = next;
             }
+        } else if (dev && clone && !disk_may_be_shared(disk)) {
+            /* the original's disk: two domains writing one disk corrupt it */
+            g_autofree char *what = describe_source(source);
+            note(notes, "disk %s was not restored: left out of '%s', as its source '%s' is "
+                 "the disk of '%s' (restore it too, or attach another disk to '%s')",
+                 (const char *) dev, name, what, original, name);
+            xmlUnlinkNode(disk);
+            xmlFreeNode(disk);
         } else if (dev && source) {
             xmlChar *f = xmlGetProp(source, (const xmlChar *) "file");
             if (!f)
@@ -187,7 +230,8 @@ cairn_restore_connect(const char *uri, GError **error)
 }
 
 gboolean
-cairn_restore_check_name(virConnectPtr conn, const char *name, gboolean force, GError **error)
+cairn_restore_check_name(virConnectPtr conn, const char *name, gboolean force,
+                         const char *const *files, GError **error)
 {
     virDomainPtr old = virDomainLookupByName(conn, name);
     virResetLastError();
@@ -197,12 +241,20 @@ cairn_restore_check_name(virConnectPtr conn, const char *name, gboolean force, G
     virDomainFree(old);
     if (force && !active)
         return TRUE;
+    /* what --force would overwrite, said before it is given */
+    g_autoptr(GString) over = g_string_new(NULL);
+    for (guint i = 0; files && files[i]; i++)
+        if (g_file_test(files[i], G_FILE_TEST_EXISTS))
+            g_string_append_printf(over, "%s'%s'", over->len ? ", " : "", files[i]);
+    g_autofree char *what = over->len
+        ? g_strdup_printf("its definition and overwrite %s with the snapshot's disks (other "
+                          "disk files are kept)", over->str)
+        : g_strdup("its definition (its disk files are kept)");
     g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
                 "a domain named '%s' exists%s: restore under another name with "
-                "--name NEW%s", name, active ? " and is running" : "",
-                active ? ", or shut it down first and give --force"
-                       : ", or give --force to replace its definition (its disks "
-                         "are kept)");
+                "--name NEW%s%s", name, active ? " and is running" : "",
+                active ? ", or shut it down first and give --force to replace " :
+                         ", or give --force to replace ", what);
     return FALSE;
 }
 
@@ -262,14 +314,15 @@ want_disk(const CairnRestoreOptions *o, const char *target)
  * system of dir holds all the disks at once (they are written in parallel,
  * so each one fitting alone is not enough). */
 static gboolean
-check_targets(const char *name, const char *dir, DiskJob *jobs, guint n, GError **error)
+check_targets(virConnectPtr conn, const char *uri, const char *name, const char *dir,
+              DiskJob *jobs, guint n, GPtrArray *notes, GError **error)
 {
     uint64_t need = 0;
     guint count = 0;
     for (guint i = 0; i < n; i++) {
         if (!jobs[i].index)
             continue;
-        if (!cairn_restore_check_target(jobs[i].path, jobs[i].force, error))
+        if (!cairn_restore_check_replace(conn, uri, jobs[i].path, jobs[i].force, notes, error))
             return FALSE;
         jobs[i].existed = g_file_test(jobs[i].path, G_FILE_TEST_EXISTS);
         need += cairn_restore_space_needed(jobs[i].index, jobs[i].format);
@@ -341,47 +394,54 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
         return FALSE;
     g_autofree char *xml = g_strndup(g_bytes_get_data(xmlb, NULL), g_bytes_get_size(xmlb));
 
+    g_autofree char *dir = o->dir ? g_strdup(o->dir)
+                                  : g_build_filename("/var/lib/libvirt/images", r->name, NULL);
+    const char *ext = o->format == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2";
+    guint n = m->disks->len;
+    g_autofree DiskJob *jobs = g_new0(DiskJob, n);
+    g_autofree GThread **threads = g_new0(GThread *, n);
+    g_autoptr(GPtrArray) paths = g_ptr_array_new();
+    for (guint i = 0; i < n; i++) {
+        CairnManifestDisk *d = m->disks->pdata[i];
+        if (!want_disk(o, d->target))
+            continue;
+        jobs[i].path = g_strdup_printf("%s/%s-%s.%s", dir, r->name, d->target, ext);
+        g_ptr_array_add(paths, jobs[i].path);
+    }
+    g_ptr_array_add(paths, NULL);
+
     /* libvirt first: a name clash is found before gigabytes are written */
     virConnectPtr conn = NULL;
     if (o->define || o->start) {
-        if (!(conn = cairn_restore_connect(o->uri, error)))
-            return FALSE;
-        if (!cairn_restore_check_name(conn, r->name, o->force, error)) {
-            virConnectClose(conn);
+        if (!(conn = cairn_restore_connect(o->uri, error)) ||
+            !cairn_restore_check_name(conn, r->name, o->force, (const char *const *) paths->pdata,
+                                      error)) {
+            if (conn)
+                virConnectClose(conn);
+            for (guint i = 0; i < n; i++)
+                g_free(jobs[i].path);
             return FALSE;
         }
     }
 
-    g_autofree char *dir = o->dir ? g_strdup(o->dir)
-                                  : g_build_filename("/var/lib/libvirt/images", r->name, NULL);
     gboolean made_dir = !g_file_test(dir, G_FILE_TEST_IS_DIR);
-    if (!cairn_mkdir_p(dir, 0755, error)) {
-        if (conn)
-            virConnectClose(conn);
-        return FALSE;
-    }
-    const char *ext = o->format == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2";
+    gboolean ok = cairn_mkdir_p(dir, 0755, error);
     g_autoptr(GHashTable) files = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, g_free);
-    guint n = m->disks->len;
-    g_autofree DiskJob *jobs = g_new0(DiskJob, n);
-    g_autofree GThread **threads = g_new0(GThread *, n);
     gint cancel = 0;
-    gboolean ok = TRUE;
     for (guint i = 0; i < n && ok; i++) {
         CairnManifestDisk *d = m->disks->pdata[i];
-        if (!want_disk(o, d->target))
+        if (!jobs[i].path)
             continue;
         jobs[i].repo = repo;
         jobs[i].format = o->format;
         jobs[i].force = o->force;
         jobs[i].cancel = &cancel;
-        jobs[i].path = g_strdup_printf("%s/%s-%s.%s", dir, r->name, d->target, ext);
         if (!(jobs[i].index = cairn_index_load(repo, &d->index, error)))
             ok = FALSE;
         else
             g_hash_table_insert(files, d->target, g_strdup(jobs[i].path));
     }
-    ok = ok && check_targets(r->name, dir, jobs, n, error);
+    ok = ok && check_targets(conn, o->uri, r->name, dir, jobs, n, r->notes, error);
     for (guint i = 0; i < n && ok; i++)
         if (jobs[i].index)
             threads[i] = g_thread_new("cairn-restore", disk_thread, &jobs[i]);
@@ -406,7 +466,7 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
         g_free(jobs[i].path);
     }
     if (ok) {
-        g_autofree char *newxml = cairn_domain_xml_rewrite(xml, r->name, o->keep_uuid,
+        g_autofree char *newxml = cairn_domain_xml_rewrite(xml, r->name, m->name, o->keep_uuid,
                                                           o->keep_mac, files, ext, r->notes,
                                                           error);
         r->xml_path = g_strdup_printf("%s/%s.xml", dir, r->name);
@@ -433,83 +493,5 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
     if (conn)
         virConnectClose(conn);
     r->seconds = (double) (g_get_monotonic_time() - t0) / 1e6;
-    return ok;
-}
-
-gboolean
-cairn_attach_disk(const char *uri, const char *domain, const char *path, const char *format,
-                  const char *target, char **ret_target, GError **error)
-{
-    virConnectPtr conn = cairn_restore_connect(uri, error);
-    if (!conn)
-        return FALSE;
-    gboolean ok = FALSE;
-    char *xml = NULL;
-    xmlDocPtr doc = NULL;
-    g_autoptr(GPtrArray) used = g_ptr_array_new_with_free_func(g_free);
-    g_autofree char *chosen = NULL, *epath = NULL, *dxml = NULL;
-    virDomainPtr dom = virDomainLookupByName(conn, domain);
-    if (!dom) {
-        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_INVALID,
-                    "no domain '%s' to attach the disk to ('virsh list --all' shows them)",
-                    domain);
-        goto out;
-    }
-    xml = virDomainGetXMLDesc(dom, 0);
-    doc = xml ? xmlReadMemory(xml, (int) strlen(xml), "d.xml", NULL, XML_PARSE_NONET) : NULL;
-    xmlXPathObjectPtr o = doc ? xpath(doc, "/domain/devices/disk/target/@dev") : NULL;
-    for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
-        xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[i]);
-        g_ptr_array_add(used, g_strdup((const char *) v));
-        xmlFree(v);
-    }
-    xmlXPathFreeObject(o);
-    g_ptr_array_add(used, NULL);
-    if (target) {
-        if (g_strv_contains((const char *const *) used->pdata, target)) {
-            g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
-                        "domain '%s' already has a disk %s: give another --target", domain,
-                        target);
-            goto out;
-        }
-        chosen = g_strdup(target);
-    } else {
-        for (char c = 'b'; c <= 'z' && !chosen; c++) {
-            char t[4] = { 'v', 'd', c, 0 };
-            if (!g_strv_contains((const char *const *) used->pdata, t))
-                chosen = g_strdup(t);
-        }
-    }
-    epath = g_markup_escape_text(path, -1);
-    dxml = g_strdup_printf(
-        "<disk type='file' device='disk'><driver name='qemu' type='%s'/>"
-        "<source file='%s'/><target dev='%s' bus='virtio'/></disk>", format, epath, chosen);
-    unsigned flags = VIR_DOMAIN_AFFECT_CURRENT;
-    if (virDomainIsPersistent(dom) == 1)
-        flags = VIR_DOMAIN_AFFECT_CONFIG | (virDomainIsActive(dom) == 1 ? VIR_DOMAIN_AFFECT_LIVE : 0);
-    if (virDomainAttachDeviceFlags(dom, dxml, flags) < 0 && (flags & VIR_DOMAIN_AFFECT_LIVE)) {
-        /* no hot-plug (no ACPI, a full bus): the persistent definition still gets it */
-        g_autofree char *why = g_strdup(virGetLastErrorMessage());
-        virResetLastError();
-        if (virDomainAttachDeviceFlags(dom, dxml, VIR_DOMAIN_AFFECT_CONFIG) == 0) {
-            g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                        "'%s' was added to the definition of '%s' as %s, but hot-plug failed "
-                        "(%s): it appears at the next start of the domain", path, domain,
-                        chosen, why);
-            goto out;
-        }
-        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_FAILED,
-                    "cannot attach '%s' to '%s' as %s: %s (the file is restored; attach it "
-                    "with 'virsh attach-disk')", path, domain, chosen, virGetLastErrorMessage());
-        goto out;
-    }
-    *ret_target = g_steal_pointer(&chosen);
-    ok = TRUE;
-out:
-    xmlFreeDoc(doc);
-    free(xml);
-    if (dom)
-        virDomainFree(dom);
-    virConnectClose(conn);
     return ok;
 }

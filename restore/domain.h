@@ -32,17 +32,21 @@ void cairn_restore_result_clear(CairnRestoreResult *r);
 
 /* Rewrite a saved domain XML: name, UUID and MACs (unless kept), disk
  * sources -> files (target -> path), driver types; notes for paths that do
- * not exist on this host. Pure apart from the existence checks. */
-char *cairn_domain_xml_rewrite(const char *xml, const char *name, gboolean keep_uuid,
-                               gboolean keep_mac, GHashTable *files, const char *format,
-                               GPtrArray *notes, GError **error);
+ * not exist on this host. When name differs from original (the snapshot's
+ * domain: a clone), a writable disk not in files is left out, with a note:
+ * it is the original's disk. Pure apart from the existence checks. */
+char *cairn_domain_xml_rewrite(const char *xml, const char *name, const char *original,
+                               gboolean keep_uuid, gboolean keep_mac, GHashTable *files,
+                               const char *format, GPtrArray *notes, GError **error);
 
 /* libvirt (uri NULL: $LIBVIRT_DEFAULT_URI, else qemu:///system); errors are
  * reported through GError only */
 virConnectPtr cairn_restore_connect(const char *uri, GError **error);
-/* A domain 'name' may be defined: none exists, or force and it is shut off. */
+/* A domain 'name' may be defined: none exists, or force and it is shut off.
+ * files (NULL-terminated, may be NULL): the paths the restore writes; the
+ * refusal names those that exist, as --force overwrites them. */
 gboolean cairn_restore_check_name(virConnectPtr conn, const char *name, gboolean force,
-                                  GError **error);
+                                  const char *const *files, GError **error);
 /* Define xml, replacing the definition of a shut-off domain of that name
  * (checked with cairn_restore_check_name); xml_path is named in errors. */
 virDomainPtr cairn_restore_define(virConnectPtr conn, const char *name, const char *xml,
@@ -51,9 +55,3 @@ virDomainPtr cairn_restore_define(virConnectPtr conn, const char *name, const ch
 gboolean cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap,
                               const CairnRestoreOptions *opts, CairnRestoreResult *ret,
                               GError **error);
-
-/* Attach a restored disk file to a domain (hot-plug when running, and to its
- * persistent definition). target NULL: the first free vdX. */
-gboolean cairn_attach_disk(const char *uri, const char *domain, const char *path,
-                           const char *format, const char *target, char **ret_target,
-                           GError **error);

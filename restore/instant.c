@@ -22,6 +22,7 @@
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "repo/index.h"
+#include "restore/in-use.h"
 #include "restore/instant.h"
 #include "restore/serve.h"
 
@@ -491,7 +492,7 @@ cairn_restore_instant(CairnRepo *repo, CairnSnapshot *snap, const CairnInstantOp
     virConnectPtr conn = cairn_restore_connect(b->uri, error);
     if (!conn)
         return FALSE;
-    gboolean ok = FALSE, started = FALSE;
+    gboolean ok = FALSE, started = FALSE, made_dir = FALSE;
     g_autofree char *newxml = NULL;
     gint64 t1 = 0;
     Pull p = { .o = o };
@@ -500,10 +501,6 @@ cairn_restore_instant(CairnRepo *repo, CairnSnapshot *snap, const CairnInstantOp
     g_autofree char *dir = b->dir ? g_strdup(b->dir)
                                   : g_build_filename("/var/lib/libvirt/images", r->name, NULL);
     r->run_dir = o->run_dir ? g_strdup(o->run_dir) : g_build_filename(RUN_BASE, r->name, NULL);
-    if (!cairn_restore_check_name(conn, r->name, b->force, error) ||
-        !cairn_mkdir_p(dir, 0755, error) || !prepare_run_dir(r->run_dir, qemu, error))
-        goto out;
-
     /* a server and an overlay per disk; the servers start in parallel */
     for (guint i = 0; i < m->disks->len; i++) {
         CairnManifestDisk *md = m->disks->pdata[i];
@@ -528,14 +525,21 @@ cairn_restore_instant(CairnRepo *repo, CairnSnapshot *snap, const CairnInstantOp
                                           * unallocated, and read as zeros once the
                                           * overlay has no backing */
                                          .holes_unknown = TRUE };
-        if (!b->force && access(d->overlay, F_OK) == 0) {
-            g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
-                        "'%s' exists: give --force to replace it, or another --name or --dir",
-                        d->overlay);
-            goto out;
-        }
     }
-    if (interrupted(o, error))
+    g_autoptr(GPtrArray) paths = g_ptr_array_new();
+    for (guint i = 0; i < p.n; i++)
+        g_ptr_array_add(paths, disks[i].overlay);
+    g_ptr_array_add(paths, NULL);
+    if (!cairn_restore_check_name(conn, r->name, b->force, (const char *const *) paths->pdata,
+                                  error))
+        goto out;
+    for (guint i = 0; i < p.n; i++)
+        if (!cairn_restore_check_replace(conn, b->uri, disks[i].overlay, b->force, r->notes,
+                                         error))
+            goto out;
+    made_dir = !g_file_test(dir, G_FILE_TEST_IS_DIR);
+    if (!cairn_mkdir_p(dir, 0755, error) || !prepare_run_dir(r->run_dir, qemu, error) ||
+        interrupted(o, error))
         goto out;
     for (guint i = 0; i < p.n; i++)
         disks[i].starter = g_thread_new("cairn-serve-start", start_thread, &disks[i]);
@@ -560,8 +564,8 @@ cairn_restore_instant(CairnRepo *repo, CairnSnapshot *snap, const CairnInstantOp
         goto out;
     }
 
-    newxml = cairn_domain_xml_rewrite(xml, r->name, b->keep_uuid, b->keep_mac, files, "qcow2",
-                                      r->notes, error);
+    newxml = cairn_domain_xml_rewrite(xml, r->name, m->name, b->keep_uuid, b->keep_mac, files,
+                                      "qcow2", r->notes, error);
     r->xml_path = g_strdup_printf("%s/%s.xml", dir, r->name);
     if (!newxml || !cairn_write_file_durable(r->xml_path, newxml, strlen(newxml), 0644, error) ||
         interrupted(o, error))
@@ -611,10 +615,16 @@ out:
             cairn_server_abandon(d->server); /* the running domain still reads from it */
         else if (!started && d->overlay_created)
             unlink(d->overlay);
+        cairn_server_free(g_steal_pointer(&d->server)); /* stopped: its log is complete */
+        struct stat st;
+        if (!started && d->log && stat(d->log, &st) == 0 && st.st_size == 0)
+            unlink(d->log); /* a log with nothing to say */
         instant_disk_clear(d);
     }
     if (ok || !started)
         rmdir(r->run_dir); /* only when empty: logs of failures stay */
+    if (!ok && !started && made_dir)
+        rmdir(dir); /* only when empty */
     if (p.dom)
         virDomainFree(p.dom);
     virConnectClose(conn);

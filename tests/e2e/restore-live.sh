@@ -28,7 +28,8 @@ DOM=ct-rst-live
 NEW=$DOM-new
 NOSPACE=$DOM-nospace
 CORRUPT=$DOM-corrupt
-for n in "$NEW" "$NOSPACE" "$CORRUPT"; do
+CLONE=$DOM-clone
+for n in "$NEW" "$NOSPACE" "$CORRUPT" "$CLONE"; do
     _remove_domain "$n"
     cleanup_fn _remove_domain "$n"
 done
@@ -141,9 +142,25 @@ refuse_existing() {
     assert_contains "$WORKDIR/ex.err" "a domain named '$DOM' exists and is running" "the refusal"
     expect_fail "$WORKDIR/ex2.err" cairn restore "$DOM@latest" --define --force
     assert_contains "$WORKDIR/ex2.err" "shut it down first" "the refusal with --force"
-    check "restore over existing disk files without --force (no --define): refused"
+    check "restore over the running domain's disk files (no --define): refused, even with --force"
     expect_fail "$WORKDIR/ex3.err" cairn restore "$DOM@latest"
-    assert_contains "$WORKDIR/ex3.err" "the file exists (use --force" "the refusal"
+    assert_contains "$WORKDIR/ex3.err" "of the running domain '$DOM'" "the refusal"
+    expect_fail "$WORKDIR/ex3f.err" cairn restore "$DOM@latest" --force
+    assert_contains "$WORKDIR/ex3f.err" "of the running domain '$DOM'" "the refusal with --force"
+    check "restore-disk --force over a disk the running domain has open: refused"
+    expect_fail "$WORKDIR/ex5.err" cairn restore-disk "$DOM@~1" vda \
+        --to "$(blk_source "$DOM" vda)" --force
+    assert_contains "$WORKDIR/ex5.err" "disk vda of the running domain '$DOM'" "the refusal"
+    check "restore-disk --attach: a file the domain has already, a bad target, no such domain"
+    expect_fail "$WORKDIR/ex6.err" cairn restore-disk "$DOM@~2" vdb --attach "$DOM" --force
+    assert_contains "$WORKDIR/ex6.err" "is disk vdc of '$DOM' already" "the refusal"
+    expect_fail "$WORKDIR/ex7.err" cairn restore-disk "$DOM@~2" vdb --attach "$DOM" \
+        --to "$WORKDIR/x.qcow2" --target xyz
+    assert_contains "$WORKDIR/ex7.err" "use vdX (virtio), sdX (scsi) or hdX (ide)" "the refusal"
+    expect_fail "$WORKDIR/ex8.err" cairn restore-disk "$DOM@~2" vdb --attach "$DOM-nosuch" \
+        --to "$WORKDIR/x.qcow2"
+    assert_contains "$WORKDIR/ex8.err" "no domain '$DOM-nosuch'" "the refusal"
+    [ ! -e "$WORKDIR/x.qcow2" ] || fail "a refused --attach wrote the disk first"
     state_of "$DOM" >"$WORKDIR/state-after"
     files_under "$IMAGES_BASE/$DOM" >"$WORKDIR/files-after"
     cmp "$WORKDIR/state-before" "$WORKDIR/state-after" || fail "$DOM changed"
@@ -155,6 +172,8 @@ refuse_existing() {
     expect_fail "$WORKDIR/ex4.err" cairn restore "$DOM@latest" --define --start
     assert_contains "$WORKDIR/ex4.err" "a domain named '$DOM' exists" "the refusal"
     assert_contains "$WORKDIR/ex4.err" "--force" "the refusal"
+    assert_contains "$WORKDIR/ex4.err" "overwrite '$IMAGES_BASE/$DOM/$DOM-vda.qcow2'" \
+        "the refusal (names the files --force overwrites)"
     state_of "$DOM" >"$WORKDIR/state-after"
     cmp "$WORKDIR/state-before" "$WORKDIR/state-after" || fail "$DOM changed"
     files_under "$IMAGES_BASE/$DOM" >"$WORKDIR/files-after"
@@ -251,5 +270,20 @@ print([b[i:i + 32].hex() for i in range(0, len(b), 32) if any(b[i:i + 32])][-1])
     rm -rf "$bad"
 }
 scenario corrupt-chunk corrupt_chunk
+
+# a clone of a snapshot that lacks a disk never gets the original's disk
+partial_clone() {
+    check "a snapshot of vdb only, restored as $CLONE: vda is left out, with a note"
+    dom_running "$DOM" || start_domain "$DOM"
+    expect_ok "$WORKDIR/pb.json" cairn backup "$DOM" --disk vdb --json
+    expect_ok "$WORKDIR/pc" cairn restore "$DOM@latest" --name "$CLONE" --define
+    assert_contains "$WORKDIR/pc.err" "disk vda was not restored: left out of '$CLONE'" "the note"
+    blk_sources "$CLONE" --inactive >"$WORKDIR/pc.blk"
+    info "disks of $CLONE: $(tr '\n' ' ' <"$WORKDIR/pc.blk")"
+    assert_eq "$(awk '{ print $1 }' "$WORKDIR/pc.blk" | tr '\n' ' ')" "vdb " "disks of $CLONE"
+    assert_eq "$(awk '{ print $2 }' "$WORKDIR/pc.blk")" "$IMAGES_BASE/$CLONE/$CLONE-vdb.qcow2" \
+        "the source of $CLONE's vdb"
+}
+scenario partial-clone partial_clone
 
 finish_checks
