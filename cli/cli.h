@@ -24,6 +24,8 @@ typedef int (*CairnCommandFunc)(CairnCli *cli, int argc, char **argv);
 /* Print "cairn COMMAND: message" to stderr; returns 1 (the exit status). */
 int cairn_cli_fail(CairnCli *cli, GError *error);
 int cairn_cli_failf(CairnCli *cli, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* a usage error (wrong arguments or options): the message, exit status 2 */
+int cairn_cli_usage(CairnCli *cli, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* Parse a command's options; prints the error/usage itself. */
 gboolean cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv);
 CairnRepo *cairn_cli_open_repo(CairnCli *cli, GError **error);

@@ -37,14 +37,14 @@ backup_images(CairnCli *cli, char **images, char *name, const char *format, char
 {
     g_autofree char *name_owned = NULL;
     if (!images || !images[0])
-        return cairn_cli_failf(cli, "nothing to back up: give --image FILE");
+        return cairn_cli_usage(cli, "nothing to back up: give --image FILE");
     guint n_images = g_strv_length(images);
     if (n_images > 26)
-        return cairn_cli_failf(cli, "too many images (%u): at most 26 (vda..vdz)", n_images);
+        return cairn_cli_usage(cli, "too many images (%u): at most 26 (vda..vdz)", n_images);
     if (!name)
         name = name_owned = default_name(images[0]);
     if (!valid_name(name))
-        return cairn_cli_failf(cli, "invalid snapshot name '%s': use 1-200 characters "
+        return cairn_cli_usage(cli, "invalid snapshot name '%s': use 1-200 characters "
                                "without '@' or '/'", name);
 
     g_autoptr(GError) gerr = NULL;
@@ -238,11 +238,11 @@ cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
     cairn_cancel_on_signals();
     if (images && images[0]) {
         if (argc > 1)
-            return cairn_cli_failf(cli, "give either a DOMAIN or --image FILE, not both");
+            return cairn_cli_usage(cli, "give either a DOMAIN or --image FILE, not both");
         return backup_images(cli, images, name, format, tags, json);
     }
     if (argc != 2)
-        return cairn_cli_failf(cli, argc < 2 ? "give a domain (as in 'virsh list --all') or "
+        return cairn_cli_usage(cli, argc < 2 ? "give a domain (as in 'virsh list --all') or "
                                "--image FILE" : "give one domain per backup (got '%s' too)",
                                argc > 2 ? argv[2] : "");
     CairnBackupOptions o = { .uri = uri, .domain = argv[1], .disks = disks,

@@ -39,7 +39,7 @@ cairn_cmd_cat(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc != 2)
-        return cairn_cli_failf(cli, "give one object id, or 'config'");
+        return cairn_cli_usage(cli, "give one object id, or 'config'");
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo)

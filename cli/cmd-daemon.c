@@ -289,7 +289,7 @@ cairn_cmd_run(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc != 2)
-        return cairn_cli_failf(cli, "give one policy (a file name in policies.d without .conf) "
+        return cairn_cli_usage(cli, "give one policy (a file name in policies.d without .conf) "
                                "or one domain");
     g_autofree char *path = socket_path(sock);
     g_autoptr(CairnJson) req = json_pack("{s:s, s:s}", "command", "run", "target", argv[1]);
@@ -325,7 +325,7 @@ cairn_cmd_cancel(CairnCli *cli, int argc, char **argv)
     char *end = NULL;
     gint64 id = argc == 2 ? g_ascii_strtoll(argv[1], &end, 10) : 0;
     if (argc != 2 || !end || *end || id <= 0)
-        return cairn_cli_failf(cli, "give one job number (cairn jobs lists them)");
+        return cairn_cli_usage(cli, "give one job number (cairn jobs lists them)");
     g_autofree char *path = socket_path(sock);
     g_autoptr(CairnJson) req = json_pack("{s:s, s:I}", "command", "cancel", "job",
                                          (json_int_t) id);

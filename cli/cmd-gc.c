@@ -25,7 +25,7 @@ cairn_cmd_gc(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc > 1)
-        return cairn_cli_failf(cli, "unexpected argument '%s'", argv[1]);
+        return cairn_cli_usage(cli, "unexpected argument '%s'", argv[1]);
     g_autoptr(GError) gerr = NULL;
     int64_t grace = 3600, wait = 0;
     if ((grace_s && !cairn_parse_duration(grace_s, &grace, &gerr)) ||

@@ -25,14 +25,14 @@ cairn_cmd_init(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc > 1)
-        return cairn_cli_failf(cli, "unexpected argument '%s' (the location is --repo PATH)",
+        return cairn_cli_usage(cli, "unexpected argument '%s' (the location is --repo PATH)",
                                argv[1]);
     const char *kf = key_file ? key_file : cli->key_file;
     if (encrypt && !kf)
-        return cairn_cli_failf(cli, "--encrypt needs --key-file FILE (a file of mode 0600 "
+        return cairn_cli_usage(cli, "--encrypt needs --key-file FILE (a file of mode 0600 "
                                "holding the secret, e.g. 'head -c 32 /dev/urandom | base64')");
     if (key_file && !encrypt)
-        return cairn_cli_failf(cli, "--key-file given without --encrypt: add --encrypt to "
+        return cairn_cli_usage(cli, "--key-file given without --encrypt: add --encrypt to "
                                "create an encrypted repository");
 
     CairnRepoInitOptions opts = { .key_file = encrypt ? kf : NULL };
@@ -42,7 +42,7 @@ cairn_cmd_init(CairnCli *cli, int argc, char **argv)
         if (!cairn_parse_size(chunk, &cs, &gerr))
             return cairn_cli_fail(cli, gerr);
         if (cs > CAIRN_CHUNK_SIZE_MAX || cs < CAIRN_CHUNK_SIZE_MIN || (cs & (cs - 1)))
-            return cairn_cli_failf(cli, "invalid --chunk-size '%s': must be a power of two "
+            return cairn_cli_usage(cli, "invalid --chunk-size '%s': must be a power of two "
                                    "from 64K to 16M", chunk);
         opts.chunk_size = (uint32_t) cs;
     }

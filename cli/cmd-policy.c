@@ -438,7 +438,7 @@ policy_list(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc > 1)
-        return cairn_cli_failf(cli, "usage: cairn policy list [--json]");
+        return cairn_cli_usage(cli, "usage: cairn policy list [--json]");
     g_autoptr(GPtrArray) errors = NULL;
     g_autoptr(GPtrArray) policies = cairn_policy_load_all(&errors);
     g_autoptr(CairnJson) arr = json_array();
@@ -482,7 +482,7 @@ policy_show(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc != 2)
-        return cairn_cli_failf(cli, "usage: cairn policy show NAME|FILE [--json]");
+        return cairn_cli_usage(cli, "usage: cairn policy show NAME|FILE [--json]");
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnPolicy) p = strchr(argv[1], '/') ? cairn_policy_load(argv[1], &gerr)
                                                     : cairn_policy_lookup(argv[1], &gerr);
@@ -513,7 +513,7 @@ cairn_cmd_policy(CairnCli *cli, int argc, char **argv)
     if (!strcmp(sub, "--json"))
         return policy_list(cli, argc, argv);
     const char *close = cairn_closest(sub, subs);
-    cairn_cli_failf(cli, "unknown subcommand '%s'%s%s%s; usage: cairn policy check [FILE...] "
+    cairn_cli_usage(cli, "unknown subcommand '%s'%s%s%s; usage: cairn policy check [FILE...] "
                     "[--connect URI] [--json] | list [--json] | show NAME|FILE [--json]", sub,
                     close ? " (did you mean '" : "", close ? close : "", close ? "'?)" : "");
     return 2;

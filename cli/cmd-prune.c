@@ -29,10 +29,10 @@ cairn_cmd_prune(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc > 1)
-        return cairn_cli_failf(cli, "unexpected argument '%s' (use --name NAME)", argv[1]);
+        return cairn_cli_usage(cli, "unexpected argument '%s' (use --name NAME)", argv[1]);
     if (p.last < 0 || p.hourly < 0 || p.daily < 0 || p.weekly < 0 || p.monthly < 0 ||
         p.yearly < 0)
-        return cairn_cli_failf(cli, "--keep-* values must not be negative");
+        return cairn_cli_usage(cli, "--keep-* values must not be negative");
 
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);

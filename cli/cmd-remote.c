@@ -38,12 +38,12 @@ remote_add(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc != 3)
-        return cairn_cli_failf(cli, "usage: cairn remote add NAME URL (s3://BUCKET/PREFIX or "
+        return cairn_cli_usage(cli, "usage: cairn remote add NAME URL (s3://BUCKET/PREFIX or "
                                "file:///PATH) [--endpoint URL] [--region R] [--credentials F]");
     if (!g_str_has_prefix(argv[2], "s3://") && !g_str_has_prefix(argv[2], "file://"))
-        return cairn_cli_failf(cli, "URL '%s' must start with s3:// or file://", argv[2]);
+        return cairn_cli_usage(cli, "URL '%s' must start with s3:// or file://", argv[2]);
     if (style && strcmp(style, "path") && strcmp(style, "virtual"))
-        return cairn_cli_failf(cli, "--style must be 'path' or 'virtual'");
+        return cairn_cli_usage(cli, "--style must be 'path' or 'virtual'");
     CairnRemote r = { .name = argv[1], .url = argv[2], .endpoint = endpoint, .region = region,
                       .style = style, .credentials = creds, .ca_file = ca,
                       .insecure = insecure };
@@ -177,6 +177,6 @@ cairn_cmd_remote(CairnCli *cli, int argc, char **argv)
     if ((!strcmp(sub, "show") || !strcmp(sub, "test")) && argc >= 3 && argv[2][0] != '-')
         return !strcmp(sub, "show") ? remote_show(cli, argv[2], json)
                                     : remote_test(cli, argv[2], json);
-    return cairn_cli_failf(cli, "usage: cairn remote add NAME URL [options] | list [--json] | "
+    return cairn_cli_usage(cli, "usage: cairn remote add NAME URL [options] | list [--json] | "
                            "show NAME [--json] | test NAME [--json]");
 }

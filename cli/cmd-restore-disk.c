@@ -26,7 +26,8 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
           "with --from: read the remote directly, keep no local copy", NULL },
         { "to", 0, 0, G_OPTION_ARG_FILENAME, &to, "write the disk to FILE", "FILE" },
         { "format", 0, 0, G_OPTION_ARG_STRING, &format_s,
-          "raw or qcow2 (default: the format it was backed up from)", "FMT" },
+          "raw or qcow2 (default: FILE's extension, .raw/.img or .qcow2, else the format it "
+          "was backed up from)", "FMT" },
         { "force", 'f', 0, G_OPTION_ARG_NONE, &force, "replace an existing FILE", NULL },
         { "attach", 0, 0, G_OPTION_ARG_STRING, &attach,
           "attach the restored disk to this domain (hot-plug when running)", "DOMAIN" },
@@ -41,15 +42,16 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc != 3)
-        return cairn_cli_failf(cli, "give a snapshot and a disk, e.g. 'restore-disk web01@latest "
+        return cairn_cli_usage(cli, "give a snapshot and a disk, e.g. 'restore-disk web01@latest "
                                "vda --to /var/tmp/vda.qcow2'");
     if (!to && !attach)
-        return cairn_cli_failf(cli, "give the output file with --to FILE, or --attach DOMAIN");
+        return cairn_cli_usage(cli, "give the output file with --to FILE, or --attach DOMAIN");
     if (target && !attach)
-        return cairn_cli_failf(cli, "--target goes with --attach DOMAIN");
+        return cairn_cli_usage(cli, "--target goes with --attach DOMAIN");
 
     if (no_cache && !from)
-        return cairn_cli_failf(cli, "--no-cache goes with --from REMOTE");
+        return cairn_cli_usage(cli, "--no-cache goes with --from REMOTE");
+    cairn_cancel_on_signals(); /* ^C, SIGTERM: stop, remove the partial file */
 
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRepo) repo = NULL;
@@ -67,7 +69,11 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     CairnDiskFormat fmt = CAIRN_DISK_FORMAT_QCOW2;
     if (format_s) {
         if (!cairn_disk_format_parse(format_s, &fmt, &gerr))
-            return cairn_cli_fail(cli, gerr);
+            return cairn_cli_usage(cli, "%s", gerr->message);
+    } else if (to && (g_str_has_suffix(to, ".raw") || g_str_has_suffix(to, ".img"))) {
+        fmt = CAIRN_DISK_FORMAT_RAW; /* what the file's name says */
+    } else if (to && g_str_has_suffix(to, ".qcow2")) {
+        fmt = CAIRN_DISK_FORMAT_QCOW2;
     } else if (disk->format && !strcmp(disk->format, "raw")) {
         fmt = CAIRN_DISK_FORMAT_RAW;
     }
@@ -97,6 +103,10 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     cairn_cli_progress_done(&progress);
     if (!ok)
         return cairn_cli_fail(cli, gerr);
+    if (st.stale_partials_removed)
+        fprintf(stderr, "cairn restore-disk: note: removed %" G_GUINT64_FORMAT " partial file%s "
+                "of an interrupted restore to '%s'\n", st.stale_partials_removed,
+                st.stale_partials_removed == 1 ? "" : "s", to);
     double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
     const char *fname = fmt == CAIRN_DISK_FORMAT_RAW ? "raw" : "qcow2";
     const char *attached_as = att ? cairn_attach_target(att) : NULL;

@@ -109,13 +109,15 @@ cairn_cmd_restore(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc != 2)
-        return cairn_cli_failf(cli, "give one snapshot: an id, DOMAIN@latest, DOMAIN@~N or "
+        return cairn_cli_usage(cli, "give one snapshot: an id, DOMAIN@latest, DOMAIN@~N or "
                                "DOMAIN@TIME");
     if (no_cache && !from)
-        return cairn_cli_failf(cli, "--no-cache goes with --from REMOTE");
+        return cairn_cli_usage(cli, "--no-cache goes with --from REMOTE");
     if (instant && format_s && strcmp(format_s, "qcow2") != 0)
-        return cairn_cli_failf(cli, "--instant restores to qcow2 overlays: leave out --format");
+        return cairn_cli_usage(cli, "--instant restores to qcow2 overlays: leave out --format");
     cairn_autofd sfd = -1;
+    if (!instant)
+        cairn_cancel_on_signals(); /* ^C, SIGTERM: stop, remove the partial disks */
     if (instant) {
         no_cache = TRUE; /* served straight from the remote: nothing to copy first */
         /* ^C and kill stop the waiting, but leave the running domain its
@@ -129,7 +131,7 @@ cairn_cmd_restore(CairnCli *cli, int argc, char **argv)
                               .format = CAIRN_DISK_FORMAT_QCOW2 };
     g_autoptr(GError) gerr = NULL;
     if (format_s && !cairn_disk_format_parse(format_s, &o.format, &gerr))
-        return cairn_cli_fail(cli, gerr);
+        return cairn_cli_usage(cli, "%s", gerr->message);
 
     g_autoptr(CairnRepo) repo = NULL;
     g_autoptr(CairnSnapshot) snap = cairn_cli_open_snapshot(cli, from, no_cache, argv[1], &repo,

@@ -50,14 +50,14 @@ cairn_cmd_serve(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc != 3)
-        return cairn_cli_failf(cli, "give a snapshot and a disk, e.g. 'serve web01@latest vda "
+        return cairn_cli_usage(cli, "give a snapshot and a disk, e.g. 'serve web01@latest vda "
                                "--socket /run/web01-vda.sock'");
     if (socket_path && port)
-        return cairn_cli_failf(cli, "give --socket PATH or --port N, not both");
+        return cairn_cli_usage(cli, "give --socket PATH or --port N, not both");
     if (port < 0 || port > 65535)
-        return cairn_cli_failf(cli, "--port must be between 1 and 65535, not %d", port);
+        return cairn_cli_usage(cli, "--port must be between 1 and 65535, not %d", port);
     if (owner && port)
-        return cairn_cli_failf(cli, "--socket-owner goes with a unix socket, not --port");
+        return cairn_cli_usage(cli, "--socket-owner goes with a unix socket, not --port");
 
     /* signals arrive through a signalfd (blocked before any thread starts);
      * nbdkit gets them unblocked */

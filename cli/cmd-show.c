@@ -19,7 +19,7 @@ cairn_cmd_show(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc != 2)
-        return cairn_cli_failf(cli, "give one snapshot: an id, NAME@latest, NAME@~N or NAME@TIME");
+        return cairn_cli_usage(cli, "give one snapshot: an id, NAME@latest, NAME@~N or NAME@TIME");
 
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);

@@ -18,7 +18,7 @@ cairn_cmd_snapshots(CairnCli *cli, int argc, char **argv)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc > 2)
-        return cairn_cli_failf(cli, "unexpected argument '%s'", argv[2]);
+        return cairn_cli_usage(cli, "unexpected argument '%s'", argv[2]);
     const char *name = argc > 1 ? argv[1] : NULL;
 
     g_autoptr(GError) gerr = NULL;

@@ -83,12 +83,12 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
     if (!cairn_cli_parse(cli, ctx, &argc, &argv))
         return 2;
     if (argc < 2)
-        return cairn_cli_failf(cli, "give a remote (a name from 'cairn remote list', or a URL "
+        return cairn_cli_usage(cli, "give a remote (a name from 'cairn remote list', or a URL "
                                "s3://BUCKET/PREFIX or file:///PATH)");
     if (all && argc > 2)
-        return cairn_cli_failf(cli, "--all and a list of snapshots exclude each other");
+        return cairn_cli_usage(cli, "--all and a list of snapshots exclude each other");
     if (parallel < 0 || parallel > 64)
-        return cairn_cli_failf(cli, "--parallel must be from 1 to 64");
+        return cairn_cli_usage(cli, "--parallel must be from 1 to 64");
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRemote) remote = cairn_remote_lookup(argv[1], &gerr);
     if (!remote)

@@ -70,10 +70,10 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
     g_autoptr(GError) gerr = NULL;
     double percent = read_data ? 100.0 : 0.0;
     if (subset && read_data)
-        return cairn_cli_failf(cli, "give --read-data (every chunk) or --read-data-subset "
+        return cairn_cli_usage(cli, "give --read-data (every chunk) or --read-data-subset "
                                "(a share), not both");
     if (subset && !cairn_parse_percent(subset, &percent, &gerr))
-        return cairn_cli_failf(cli, "--read-data-subset: %s", gerr->message);
+        return cairn_cli_usage(cli, "--read-data-subset: %s", gerr->message);
 
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo && g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY) && argc == 1)

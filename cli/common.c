@@ -35,6 +35,17 @@ cairn_cli_failf(CairnCli *cli, const char *fmt, ...)
     return 1;
 }
 
+int
+cairn_cli_usage(CairnCli *cli, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "cairn %s: %s\n", cli->command ? cli->command : "", msg);
+    return 2;
+}
+
 gboolean
 cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv)
 {

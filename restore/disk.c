@@ -20,6 +20,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -181,6 +182,11 @@ dispatch(Restore *r)
     if (!r->error && r->cancel && g_atomic_int_get(r->cancel))
         fail(r, g_error_new(CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_CANCELLED,
                             "cancelled"));
+    if (!r->error && cairn_cancelled()) {
+        GError *e = NULL;
+        cairn_set_cancelled(&e, "stopped");
+        fail(r, e);
+    }
     while (!r->error && r->free_jobs->len > 0 && r->next < index->count) {
         uint64_t i = r->next++;
         uint32_t len = cairn_index_chunk_len(index, i);
@@ -205,7 +211,9 @@ wait_for_job(Restore *r)
     int rc;
     do
         rc = poll(&pfd, 1, -1);
-    while (rc < 0 && errno == EINTR);
+    while (rc < 0 && errno == EINTR && !cairn_cancelled());
+    if (rc < 0 && errno == EINTR)
+        return; /* dispatch() takes the cancellation */
     uint64_t v;
     if (rc < 0 || (read(r->wake_fd, &v, sizeof v) < 0 && errno != EAGAIN && errno != EINTR)) {
         GError *e = NULL;
@@ -295,6 +303,28 @@ write_chunks(Restore *r, CairnProgressFunc progress, gpointer progress_data, GEr
 }
 
 /* ---- the target file ---- */
+
+#define PARTIAL_INFIX ".cairn-partial-"
+
+/* Remove the partial files ".BASE.cairn-partial-*" in dir that a killed
+ * restore left (no process holds their lock); returns how many. */
+static uint64_t
+remove_stale_partials(const char *dir, const char *base)
+{
+    g_autofree char *prefix = g_strdup_printf(".%s" PARTIAL_INFIX, base);
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    uint64_t removed = 0;
+    const char *name;
+    while (d && (name = g_dir_read_name(d))) {
+        if (!g_str_has_prefix(name, prefix))
+            continue;
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        cairn_autofd fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+        if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) == 0 && unlink(path) == 0)
+            removed++;
+    }
+    return removed;
+}
 
 gboolean
 cairn_restore_check_target(const char *path, gboolean force, GError **error)
@@ -402,16 +432,20 @@ cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char 
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *base = g_path_get_basename(path);
     g_autofree char *what = g_strdup_printf("to '%s'", path);
+    uint64_t stale = remove_stale_partials(dir, base); /* their space counts */
     if (!cairn_restore_check_space(dir, cairn_restore_space_needed(index, format), what, error))
         return FALSE;
 
     g_autofree char *rnd = cairn_random_hex(4);
-    g_autofree char *tmp = g_strdup_printf("%s/.%s.cairn-partial-%s", dir, base, rnd);
+    g_autofree char *tmp = g_strdup_printf("%s/.%s" PARTIAL_INFIX "%s", dir, base, rnd);
     cairn_autofd fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
     if (fd < 0) {
         cairn_set_errno(error, errno, "cannot create", tmp);
         return FALSE;
     }
+    /* held while it is written: a later restore to the same target tells a
+     * partial file of a killed run from one being written */
+    flock(fd, LOCK_EX | LOCK_NB);
 
     g_autoptr(CairnQcow2) qcow2 = NULL;
     if (format == CAIRN_DISK_FORMAT_QCOW2 && !(qcow2 = cairn_qcow2_new(index, error))) {
@@ -447,7 +481,9 @@ cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char 
     }
     if (!cairn_fsync_dir(dir, error))
         return FALSE;
-    if (ret_stats)
+    if (ret_stats) {
         *ret_stats = r.stats;
+        ret_stats->stale_partials_removed = stale;
+    }
     return TRUE;
 }

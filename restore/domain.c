@@ -458,6 +458,10 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
         g_clear_error(&jobs[i].error);
         if (jobs[i].index && ok && jobs[i].existed)
             note(r->notes, "replaced the existing file '%s' (--force)", jobs[i].path);
+        if (jobs[i].st.stale_partials_removed)
+            note(r->notes, "removed %" G_GUINT64_FORMAT " partial file%s of an interrupted "
+                 "restore to '%s'", jobs[i].st.stale_partials_removed,
+                 jobs[i].st.stale_partials_removed == 1 ? "" : "s", jobs[i].path);
         if (jobs[i].index && ok)
             json_array_append_new(r->disks, json_pack("{s:s, s:s, s:s, s:I}", "target",
                 ((CairnManifestDisk *) m->disks->pdata[i])->target, "file", jobs[i].path,

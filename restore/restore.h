@@ -25,6 +25,7 @@ typedef struct {
     uint64_t chunks_written;
     uint64_t bytes_written;
     uint64_t chunks_hole;
+    uint64_t stale_partials_removed; /* partial files a killed restore left */
 } CairnRestoreStats;
 
 /* Bytes the restored file of 'index' takes at most on disk: its data chunks

@@ -104,6 +104,16 @@ bad "did you mean 'backup'" cairn bakup --image "$IMG"
 check "unknown restore format: 'did you mean'"
 bad "did you mean 'qcow2'" cairn restore-disk web01@latest vda --to "$WORKDIR/x.img" --format qcow
 [ ! -e "$WORKDIR/x.img" ] || fail "restore with an unknown format wrote a file"
+assert_eq "$LAST_RC" 2 "exit status of an unknown format (a usage error)"
+check "usage errors (missing or extra arguments, options that exclude each other) exit 2"
+for args in "restore-disk web01@latest" "restore-disk web01@latest vda" "restore" \
+    "show" "backup" "serve web01@latest" "cat" "snapshots a b" "gc extra" \
+    "restore-disk web01@latest vda --to $WORKDIR/y.raw --target vdb"; do
+    # shellcheck disable=SC2086 # the words of $args are the arguments
+    bad "" cairn $args
+    assert_eq "$LAST_RC" 2 "exit status of 'cairn $args'"
+done
+[ ! -e "$WORKDIR/y.raw" ] || fail "a usage error wrote a file"
 
 check "restore-disk to an existing file without --force: '--force', file untouched"
 echo "precious data" >"$WORKDIR/existing.raw"
