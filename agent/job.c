@@ -265,17 +265,22 @@ freeze(CairnJob *job, GError **error)
         job->frozen = TRUE;
         return TRUE;
     }
+    virErrorPtr e = virGetLastError();
+    gboolean no_channel = e && e->code == VIR_ERR_ARGUMENT_UNSUPPORTED;
     g_autoptr(GError) gerr = NULL;
     cairn_virt_set_error(&gerr, CAIRN_VIRT_ERROR_FAILED, "cannot freeze the guest's filesystems");
     if (job->opts->quiesce == CAIRN_QUIESCE_ALWAYS) {
         g_propagate_prefixed_error(error, g_steal_pointer(&gerr), "--quiesce always: ");
         return FALSE;
     }
-    if (!job->freeze_noted) {
+    if (!job->freeze_noted && no_channel)
+        cairn_job_note(job, "the domain has no guest agent channel: the snapshot is "
+                       "crash-consistent (with qemu-guest-agent in the guest and its channel "
+                       "in the domain, cairn freezes the filesystems: application-consistent)");
+    else if (!job->freeze_noted)
         cairn_job_note(job, "no guest agent answered (%s): the snapshot is crash-consistent",
                        gerr->message);
-        job->freeze_noted = TRUE;
-    }
+    job->freeze_noted = TRUE;
     return TRUE;
 }
 

@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <string.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -40,8 +41,10 @@ cairn_virt_connect(const char *uri, GError **error)
     virConnectPtr conn = virConnectOpen(uri);
     if (!conn) {
         virErrorPtr e = virGetLastError();
+        /* not for a URI no driver knows: that one is mistyped */
         gboolean down = e && (e->code == VIR_ERR_NO_CONNECT || e->code == VIR_ERR_SYSTEM_ERROR ||
-                              e->code == VIR_ERR_AUTH_FAILED);
+                              e->code == VIR_ERR_AUTH_FAILED) &&
+                        !(e->message && strstr(e->message, "no connection driver"));
         cairn_virt_set_error(error, CAIRN_VIRT_ERROR_CONNECT, "cannot connect to libvirt at '%s'",
                              uri);
         if (down && error && *error) {
@@ -60,6 +63,15 @@ virDomainPtr
 cairn_virt_lookup(virConnectPtr conn, const char *name, GError **error)
 {
     virDomainPtr dom = virDomainLookupByName(conn, name);
+    /* as virsh: a name, else a UUID, else the id of a running domain */
+    if (!dom && g_uuid_string_is_valid(name)) {
+        virResetLastError();
+        dom = virDomainLookupByUUIDString(conn, name);
+    }
+    if (!dom && *name && strspn(name, "0123456789") == strlen(name) && strlen(name) < 9) {
+        virResetLastError();
+        dom = virDomainLookupByID(conn, atoi(name));
+    }
     if (dom)
         return dom;
     virResetLastError();

@@ -493,8 +493,12 @@ cairn_closest(const char *word, const char *const *candidates)
 {
     const char *best = NULL;
     unsigned best_d = 99;
+    g_autofree char *lower = g_ascii_strdown(word, -1);
     for (size_t i = 0; candidates && candidates[i]; i++) {
-        unsigned d = edit_distance(word, candidates[i]);
+        /* a difference of case alone is the closest miss there is */
+        g_autofree char *cand = g_ascii_strdown(candidates[i], -1);
+        unsigned d = strcmp(word, candidates[i]) && !strcmp(lower, cand)
+                         ? 0 : edit_distance(word, candidates[i]);
         if (d < best_d) {
             best_d = d;
             best = candidates[i];

@@ -405,6 +405,23 @@ instant_disk_clear(InstantDisk *d)
     g_clear_error(&d->start_error);
 }
 
+/* the plugin's message about a corrupt or missing object in a server log
+ * (the first), without nbdkit's prefix; NULL when there is none */
+static char *
+damaged_object(const char *log)
+{
+    g_autofree char *text = NULL;
+    if (!log || !g_file_get_contents(log, &text, NULL, NULL))
+        return NULL;
+    g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+    for (guint i = 0; lines[i]; i++) {
+        const char *obj = strstr(lines[i], "object ");
+        if (obj && (strstr(obj, " is corrupt") || strstr(obj, " is missing")))
+            return g_strdup(obj);
+    }
+    return NULL;
+}
+
 /* the message of a pull that did not complete: what is left and what to do */
 static char *
 describe_failures(Pull *p, CairnInstantResult *r, const char *snap_hex)
@@ -420,6 +437,7 @@ describe_failures(Pull *p, CairnInstantResult *r, const char *snap_hex)
         g_string_append_printf(s, "domain '%s' runs, but not every disk was copied:", r->name);
     for (guint i = 0; i < p->n; i++) {
         InstantDisk *d = &p->disks[i];
+        g_autofree char *damage = NULL;
         if (d->state == PULL_DONE)
             continue;
         g_string_append_printf(s, " disk %s%s%s", d->md->target, d->why ? ": " : "",
@@ -433,6 +451,13 @@ describe_failures(Pull *p, CairnInstantResult *r, const char *snap_hex)
                                    d->socket, snap_hex, d->md->target, d->socket,
                                    p->o->qemu_user ? p->o->qemu_user : DEFAULT_QEMU_USER,
                                    r->name, d->md->target);
+        else if ((damage = damaged_object(d->log)))
+            g_string_append_printf(s, "the snapshot is damaged (%s), so no pull of this disk "
+                                   "can complete: restore it from another snapshot (cairn "
+                                   "verify --read-data lists the damaged objects and the "
+                                   "snapshots they affect); its NBD server keeps serving the "
+                                   "rest (nbdkit pid %d, log %s)", damage,
+                                   (int) cairn_server_pid(d->server), d->log);
         else
             g_string_append_printf(s, "its NBD server keeps serving (nbdkit pid %d, log %s): "
                                    "run 'virsh blockpull %s %s --wait' if no job runs ('virsh "

@@ -11,6 +11,7 @@
 #     copied (vda holds 256 MiB of random data); after the pull its disks
 #     are plain local qcow2 files without NBD backing, no server is left,
 #     and their content equals the snapshot; the holes were not copied.
+#   instant from the damaged copy: the report names the damaged object;
 #   a server killed during the pull is reported, and the domain keeps
 #     running; ^C during the pull leaves the domain its servers, and the
 #     pull completes without cairn.
@@ -23,7 +24,8 @@ DOM=cairn-e2e-$TEST_NAME
 NEW=$DOM-new
 DIE=$DOM-die
 INT=$DOM-int
-for n in "$NEW" "$DIE" "$INT"; do
+BAD=$DOM-bad
+for n in "$NEW" "$DIE" "$INT" "$BAD"; do
     stop_instant_servers "$n"
     _remove_domain "$n"
     cleanup_fn _remove_domain "$n"
@@ -121,6 +123,16 @@ assert_contains "$WORKDIR/nbdcopy.err" "Input/output error" "nbdcopy's error"
 assert_contains "$WORKDIR/serve3.err" "$CHUNK" "the server's error (names the object)"
 assert_contains "$WORKDIR/serve3.err" "corrupt" "the server's error"
 stop_serve
+
+check "instant restore of that damaged snapshot: the report names the damaged object"
+REPO=$WORKDIR/repo-bad
+expect_fail "$WORKDIR/ibad.err" cairn restore "$SNAP" --instant --name "$BAD"
+REPO=$REPO_SAVED
+sed 's/^/    stderr: /' "$WORKDIR/ibad.err"
+assert_contains "$WORKDIR/ibad.err" "the snapshot is damaged" "the report"
+assert_contains "$WORKDIR/ibad.err" "$CHUNK" "the report (names the object)"
+_remove_domain "$BAD" # first: nbdkit serves its client before it stops
+stop_instant_servers "$BAD"
 rm -rf "$WORKDIR/repo-bad" "$WORKDIR/bad.raw"
 
 check "restore --instant: the domain runs within seconds, before its disks are copied"
