@@ -172,3 +172,41 @@ cairn_checkpoint_xml(const char *name, GPtrArray *bitmap_targets, GPtrArray *no_
     g_string_append(s, "  </disks>\n</domaincheckpoint>\n");
     return g_string_free(s, FALSE);
 }
+
+char *
+cairn_checkpoint_adopt_xml(const char *bitmap, int64_t created, GPtrArray *bitmap_targets,
+                           GPtrArray *no_bitmap_targets)
+{
+    GString *s = g_string_new("<domaincheckpoint>\n");
+    g_autofree char *esc = g_markup_escape_text(bitmap, -1);
+    g_string_append_printf(s, "  <name>%s</name>\n  <description>bitmaps of an offline backup "
+                           "by cairn</description>\n  <creationTime>%" G_GINT64_FORMAT
+                           "</creationTime>\n  <disks>\n", esc, created);
+    for (guint i = 0; i < bitmap_targets->len; i++) {
+        g_string_append(s, "    <disk");
+        append_escaped(s, "name", bitmap_targets->pdata[i]);
+        g_string_append(s, " checkpoint='bitmap'");
+        append_escaped(s, "bitmap", bitmap);
+        g_string_append(s, "/>\n");
+    }
+    for (guint i = 0; no_bitmap_targets && i < no_bitmap_targets->len; i++) {
+        g_string_append(s, "    <disk");
+        append_escaped(s, "name", no_bitmap_targets->pdata[i]);
+        g_string_append(s, " checkpoint='no'/>\n");
+    }
+    g_string_append(s, "  </disks>\n</domaincheckpoint>\n");
+    return g_string_free(s, FALSE);
+}
+
+gboolean
+cairn_checkpoint_adopt(virDomainPtr dom, const char *xml, gboolean validate, GError **error)
+{
+    unsigned flags = VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE |
+                     (validate ? VIR_DOMAIN_CHECKPOINT_CREATE_REDEFINE_VALIDATE : 0);
+    g_autoptr(virDomainCheckpoint) cp = virDomainCheckpointCreateXML(dom, xml, flags);
+    if (!cp) {
+        cairn_virt_set_error(error, CAIRN_VIRT_ERROR_BITMAP, "cannot adopt the bitmap");
+        return FALSE;
+    }
+    return TRUE;
+}

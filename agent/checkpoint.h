@@ -5,6 +5,9 @@
 #include "agent/virt.h"
 
 #define CAIRN_CHECKPOINT_PREFIX "cairn-"
+/* bitmaps an offline backup adds to qcow2 images (also "cairn-": a
+ * checkpoint adopting them is cairn's to delete) */
+#define CAIRN_OFFLINE_BITMAP_PREFIX "cairn-offline-"
 
 char *cairn_checkpoint_new_name(void);
 gboolean cairn_checkpoint_is_ours(const char *name);
@@ -28,3 +31,14 @@ char *cairn_backup_xml(const char *socket, const char *scratch_dir, const char *
  * QEMU keeps no persistent bitmap in a raw one), none for the others. */
 char *cairn_checkpoint_xml(const char *name, GPtrArray *bitmap_targets,
                            GPtrArray *no_bitmap_targets, GPtrArray *other_targets);
+
+/* A libvirt checkpoint over bitmaps an offline backup added to qcow2
+ * images (named like them): once the domain runs, an incremental can read
+ * the changes since through it, and deleting it removes the bitmaps from
+ * the running QEMU. With validate, libvirt checks that every bitmap is
+ * there and consistent; without, only the metadata is defined (to delete
+ * a broken bitmap through it). */
+char *cairn_checkpoint_adopt_xml(const char *bitmap, int64_t created, GPtrArray *bitmap_targets,
+                                 GPtrArray *no_bitmap_targets);
+gboolean cairn_checkpoint_adopt(virDomainPtr dom, const char *xml, gboolean validate,
+                                GError **error);

@@ -27,6 +27,7 @@ typedef struct {
     char *job_dir, *scratch_dir, *socket;
     char *checkpoint;        /* created by this job (NULL: no disk keeps a bitmap) */
     char *base_checkpoint;   /* incremental from, or NULL */
+    char *adopted;           /* a checkpoint over the offline parent's bitmaps, usable */
     gboolean job_running, frozen, frozen_ok, freeze_noted;
     /* offline */
     gboolean base_bitmap;    /* incremental through the parent's qcow2 bitmaps */

@@ -13,12 +13,12 @@
 #include <string.h>
 #include <jansson.h>
 
+#include "agent/checkpoint.h"
 #include "agent/job-internal.h"
 #include "common/cleanup.h"
 #include "common/util.h"
 #include "repo/index.h"
 
-#define OFFLINE_PREFIX "cairn-offline-"
 
 typedef struct {
     char *base;      /* bitmap to read changes from, NULL: full */
@@ -135,7 +135,7 @@ cairn_job_backup_offline(CairnJob *job, GError **error)
     guint n = job->targets->len;
     g_autofree OfflineDisk *disks = g_new0(OfflineDisk, n);
     g_autofree char *rnd = cairn_random_hex(3);
-    job->new_bitmap = g_strdup_printf(OFFLINE_PREFIX "%" G_GINT64_FORMAT "-%s", cairn_now(), rnd);
+    job->new_bitmap = g_strdup_printf(CAIRN_OFFLINE_BITMAP_PREFIX "%" G_GINT64_FORMAT "-%s", cairn_now(), rnd);
 
     gboolean try_incremental = TRUE;
     if (job->opts->full) {
@@ -210,7 +210,7 @@ cairn_job_offline_cleanup(CairnJob *job)
         gpointer name;
         g_hash_table_iter_init(&it, bitmaps);
         while (g_hash_table_iter_next(&it, &name, NULL)) {
-            if (!g_str_has_prefix(name, OFFLINE_PREFIX) || !strcmp(name, job->new_bitmap))
+            if (!g_str_has_prefix(name, CAIRN_OFFLINE_BITMAP_PREFIX) || !strcmp(name, job->new_bitmap))
                 continue;
             g_autoptr(GError) gerr = NULL;
             if (!qemu_img_bitmap("--remove", d->source, name, &gerr))

@@ -210,18 +210,28 @@ choose_mode(CairnJob *job)
         return;
     }
     if (!p->checkpoint) {
-        /* taken offline: the bitmap of an earlier live snapshot's checkpoint
-         * also saw every write since, offline ones included */
-        if (job->older_checkpoint && cairn_checkpoint_exists(job->dom, job->older_checkpoint)) {
-            g_autofree char *change = geometry_change(job);
-            if (!change) {
-                cairn_job_note(job, "the last snapshot was taken offline: reading the changes "
-                               "since checkpoint %s of an earlier one", job->older_checkpoint);
-                job->base_checkpoint = g_strdup(job->older_checkpoint);
-                return;
-            }
+        g_autofree char *change = geometry_change(job);
+        if (change) {
+            job->reason = g_steal_pointer(&change);
+            return;
         }
-        job->reason = g_strdup("the last snapshot has no libvirt checkpoint (taken offline)");
+        /* taken offline: its own bitmaps saw every write since it */
+        if (job->adopted) {
+            cairn_job_note(job, "the last snapshot was taken offline: reading the changes "
+                           "since, from its bitmap %s", job->adopted);
+            job->base_checkpoint = g_strdup(job->adopted);
+            return;
+        }
+        /* the bitmap of an earlier live snapshot's checkpoint also saw
+         * every write since, offline ones included */
+        if (job->older_checkpoint && cairn_checkpoint_exists(job->dom, job->older_checkpoint)) {
+            cairn_job_note(job, "the last snapshot was taken offline: reading the changes "
+                           "since checkpoint %s of an earlier one", job->older_checkpoint);
+            job->base_checkpoint = g_strdup(job->older_checkpoint);
+            return;
+        }
+        job->reason = g_strdup("the last snapshot was taken offline and its bitmaps cannot be "
+                               "used");
         return;
     }
     g_autofree char *change = geometry_change(job);
@@ -251,6 +261,54 @@ choose_mode(CairnJob *job)
         return;
     }
     job->base_checkpoint = g_strdup(p->checkpoint);
+}
+
+/* The last snapshot was taken offline and added bitmaps to the qcow2
+ * disks, which QEMU loaded and kept up to date since the domain started:
+ * define a libvirt checkpoint over them. Usable (validated): the base of
+ * this incremental. Broken (QEMU crashed: a bitmap inconsistent, which
+ * also blocks a resize): defined anyway, metadata only, so that deleting
+ * it after this backup removes the bitmaps from QEMU. */
+static void
+adopt_offline_bitmaps(CairnJob *job)
+{
+    if (!job->parent || job->parent->manifest->checkpoint || job->opts->full)
+        return;
+    CairnManifest *p = job->parent->manifest;
+    const char *bitmap = NULL;
+    g_autoptr(GPtrArray) with = g_ptr_array_new();
+    g_autoptr(GPtrArray) without = g_ptr_array_new();
+    for (guint i = 0; i < job->bitmapped->len; i++) {
+        char *t = job->bitmapped->pdata[i];
+        const CairnManifestDisk *pd = cairn_manifest_find_disk(p, t);
+        if (pd && pd->bitmap && g_str_has_prefix(pd->bitmap, CAIRN_OFFLINE_BITMAP_PREFIX) &&
+            (!bitmap || !strcmp(bitmap, pd->bitmap))) {
+            bitmap = pd->bitmap;
+            g_ptr_array_add(with, t);
+        } else {
+            g_ptr_array_add(without, t);
+        }
+    }
+    if (!bitmap)
+        return;
+    for (guint i = 0; i < job->unbitmapped->len; i++)
+        g_ptr_array_add(without, job->unbitmapped->pdata[i]);
+    if (cairn_checkpoint_exists(job->dom, bitmap)) { /* adopted by an earlier, failed run */
+        job->adopted = g_strdup(bitmap);
+        return;
+    }
+    g_autofree char *xml = cairn_checkpoint_adopt_xml(bitmap, p->time, with, without);
+    g_autoptr(GError) gerr = NULL;
+    if (cairn_checkpoint_adopt(job->dom, xml, TRUE, &gerr)) {
+        job->adopted = g_strdup(bitmap);
+        return;
+    }
+    cairn_job_note(job, "bitmap %s of the offline snapshot cannot be used (%s): it is removed "
+                   "after this backup", bitmap, gerr->message);
+    g_clear_error(&gerr);
+    if (!cairn_checkpoint_adopt(job->dom, xml, FALSE, &gerr))
+        cairn_job_note(job, "cannot remove bitmap %s from the running domain (%s): a shut-off "
+                       "backup removes it", bitmap, gerr->message);
 }
 
 /* ---- freeze / thaw ---- */
@@ -468,6 +526,7 @@ backup_live(CairnJob *job, GError **error)
     if (left_a + left_b)
         cairn_job_note(job, "removed %u file%s (socket, scratch) left by an interrupted backup",
                        left_a + left_b, left_a + left_b == 1 ? "" : "s");
+    adopt_offline_bitmaps(job);
     choose_mode(job);
     if (job->base_checkpoint && job->unbitmapped->len > 0) {
         g_autofree char *raw = join_targets(job->unbitmapped);
@@ -522,6 +581,7 @@ job_clear(CairnJob *job)
     g_free(job->checkpoint);
     g_free(job->base_checkpoint);
     g_free(job->older_checkpoint);
+    g_free(job->adopted);
     g_free(job->new_bitmap);
     g_free(job->reason);
     if (job->targets)

@@ -81,13 +81,26 @@ offline_incremental() {
     assert_restores_now "$DOM" "$J_id"
 }
 
+# no_offline_bitmaps DOM: none of cairn's offline bitmaps is left in its images
+no_offline_bitmaps() {
+    local d
+    for d in vda vdb; do
+        assert_eq "$(printf '%s\n' $(image_bitmaps "$1" "$d") | grep -c '^cairn-offline-' || true)" 0 \
+            "cairn-offline-* bitmaps in $d.qcow2 of the running $1"
+    done
+}
+
 started_again() {
-    check "started again: a live backup (incremental or full) restores exactly"
+    check "started again: the live backup reads only the changes since the offline one (its bitmaps)"
     start_domain "$DOM"
     ref_write "$DOM" vda random $((30 * MIB)) 64k
     backup_dom "$WORKDIR/o3" "$DOM"
     assert_eq "$J_offline" false "offline of the running domain's backup"
+    assert_eq "$J_mode" incremental "mode of the live backup after an offline one"
+    assert_contains "$WORKDIR/o3.err" "from its bitmap cairn-offline-" "the note"
+    assert_le "$J_bytes_read" "$(covering 30M 64k "$CHUNK")" "bytes_read (the one write since)"
     assert_after_live_backup "$DOM"
+    no_offline_bitmaps "$DOM"
     assert_restores_now "$DOM" "$J_id"
 }
 
@@ -158,5 +171,25 @@ scenario "offline incremental" offline_incremental
 scenario "started again" started_again
 scenario "off-on-off cycle" cycle
 scenario "start during offline backup" start_during_backup
+
+crash_after_offline() {
+    check "offline backup, start, QEMU killed: the broken offline bitmap is removed, resize works"
+    dom_running "$DOM" && stop_domain "$DOM"
+    backup_dom "$WORKDIR/k1" "$DOM"
+    assert_eq "$J_offline" true "offline"
+    start_domain "$DOM"
+    kill -KILL "$(qemu_pid "$DOM")"
+    wait_for "! dom_running $DOM" 30 || fail "$DOM still runs after kill -9 of its QEMU"
+    start_domain "$DOM"
+    ref_write "$DOM" vdb random $((12 * MIB)) 64k
+    backup_dom "$WORKDIR/k2" "$DOM"
+    assert_contains "$WORKDIR/k2.err" "of the offline snapshot cannot be used" "the note"
+    assert_after_live_backup "$DOM"
+    no_offline_bitmaps "$DOM"
+    assert_restores_now "$DOM" "$J_id"
+    virsh -q blockresize "$DOM" vda 80M >"$WORKDIR/resize.out" 2>&1 ||
+        fail "virsh blockresize after the backup: $(cat "$WORKDIR/resize.out")"
+}
+scenario "QEMU killed after an offline backup" crash_after_offline
 finish_checks
 exit 0
