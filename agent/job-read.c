@@ -5,6 +5,7 @@
 
 #include "agent/job-internal.h"
 #include "repo/index.h"
+#include "repo/quarantine.h"
 
 typedef struct Progress {
     GMutex lock;
@@ -22,6 +23,7 @@ typedef struct {
     CairnDiskStats st;
     GError *error;
     Progress *progress;
+    GHashTable *damaged;
 } DiskRead;
 
 static void
@@ -44,7 +46,7 @@ static gpointer
 read_thread(gpointer data)
 {
     DiskRead *dr = data;
-    cairn_nbd_backup_disk(dr->job->repo, dr->src, dr->parent, &dr->index, &dr->st,
+    cairn_nbd_backup_disk(dr->job->repo, dr->src, dr->parent, dr->damaged, &dr->index, &dr->st,
                           disk_progress, dr, &dr->error);
     return NULL;
 }
@@ -76,12 +78,21 @@ cairn_job_read_disks_with(CairnJob *job, CairnJobOpenFunc open, GError **error)
     g_mutex_init(&progress.lock);
     gboolean incremental = job->base_checkpoint || job->base_bitmap;
     gboolean ok = TRUE;
+    /* objects verify set aside: unchanged chunks that use them are read again */
+    g_autoptr(GHashTable) damaged = NULL;
+    if (incremental) {
+        g_autoptr(GError) derr = NULL;
+        if (!(damaged = cairn_repo_damaged(job->repo, &derr)))
+            cairn_job_note(job, "cannot list the objects verify set aside (%s): chunks that "
+                           "use them are not read again", derr->message);
+    }
 
     for (guint i = 0; ok && i < n; i++) {
         DiskRead *dr = &reads[i];
         dr->job = job;
         dr->i = i;
         dr->progress = &progress;
+        dr->damaged = damaged;
         const CairnIndex *given = NULL;
         dr->src = open(job, i, &given, error);
         if (!dr->src) {
@@ -93,11 +104,12 @@ cairn_job_read_disks_with(CairnJob *job, CairnJobOpenFunc open, GError **error)
         if (incremental && !dr->parent && job->parent) {
             const CairnManifestDisk *pd =
                 cairn_manifest_find_disk(job->parent->manifest, job->targets->pdata[i]);
-            CairnIndex *pi = pd ? cairn_index_load(job->repo, &pd->index, error) : NULL;
-            if (pd && !pi) {
-                ok = FALSE;
-                break;
-            }
+            g_autoptr(GError) perr = NULL;
+            CairnIndex *pi = pd ? cairn_index_load(job->repo, &pd->index, &perr) : NULL;
+            if (pd && !pi) /* read whole: the new snapshot must not depend on it */
+                cairn_job_note(job, "disk %s: the last snapshot's index cannot be read (%s): "
+                               "reading the disk whole", (char *) job->targets->pdata[i],
+                               perr->message);
             if (pi) {
                 g_ptr_array_add(parents, pi);
                 dr->parent = pi;
@@ -144,6 +156,16 @@ cairn_job_read_disks_with(CairnJob *job, CairnJobOpenFunc open, GError **error)
                     "chunks_hole", (json_int_t) dr->st.chunks_hole,
                     "chunks_reused", (json_int_t) dr->st.chunks_reused,
                     "chunks_new", (json_int_t) dr->st.chunks_new));
+                json_t *jd = json_array_get(disks, json_array_size(disks) - 1);
+                json_object_set_new(jd, "chunks_read", json_integer((json_int_t) dr->st.chunks_read));
+                json_object_set_new(jd, "chunks_repaired",
+                                    json_integer((json_int_t) dr->st.chunks_repaired));
+                if (dr->st.chunks_repaired)
+                    cairn_job_note(job, "disk %s: %" G_GUINT64_FORMAT " unchanged chunk%s read "
+                                   "again: the last snapshot's cop%s had been set aside as "
+                                   "damaged by verify", t, dr->st.chunks_repaired,
+                                   dr->st.chunks_repaired == 1 ? "" : "s",
+                                   dr->st.chunks_repaired == 1 ? "y" : "ies");
             }
         }
         g_clear_error(&dr->error);

@@ -130,7 +130,11 @@ static void
 find_parent(CairnJob *job, GError **error_unused)
 {
     g_autoptr(GError) gerr = NULL;
-    g_autoptr(GPtrArray) list = cairn_snapshot_list(job->repo, job->info->name, &gerr);
+    g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) list = cairn_snapshot_list_full(job->repo, job->info->name, broken,
+                                                         &gerr);
+    for (guint i = 0; i < broken->len; i++)
+        cairn_job_note(job, "%s", (char *) broken->pdata[i]);
     if (!list) {
         cairn_job_note(job, "cannot read earlier snapshots (%s): full backup", gerr->message);
         return;

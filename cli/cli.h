@@ -26,6 +26,11 @@ int cairn_cli_fail(CairnCli *cli, GError *error);
 int cairn_cli_failf(CairnCli *cli, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* a usage error (wrong arguments or options): the message, exit status 2 */
 int cairn_cli_usage(CairnCli *cli, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* "no snapshot named NAME (did you mean ...)": exit status 1 */
+int cairn_cli_no_snapshot_named(CairnCli *cli, CairnRepo *repo, const char *name);
+/* cairn_snapshot_resolve(), damaged snapshots it left out printed as warnings */
+CairnSnapshot *cairn_cli_resolve(CairnCli *cli, CairnRepo *repo, const char *spec,
+                                 GError **error);
 /* Parse a command's options; prints the error/usage itself. */
 gboolean cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv);
 CairnRepo *cairn_cli_open_repo(CairnCli *cli, GError **error);
@@ -68,6 +73,7 @@ int cairn_cmd_snapshots(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_show(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_verify(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_prune(CairnCli *cli, int argc, char **argv);
+int cairn_cmd_forget(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_gc(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_cat(CairnCli *cli, int argc, char **argv);
 int cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv);

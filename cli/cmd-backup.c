@@ -67,7 +67,10 @@ backup_images(CairnCli *cli, char **images, char *name, const char *format, char
     for (guint i = 0; tags && tags[i]; i++)
         g_ptr_array_add(m->tags, g_strdup(tags[i]));
     {
-        g_autoptr(GPtrArray) prev = cairn_snapshot_list(repo, name, &gerr);
+        g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(GPtrArray) prev = cairn_snapshot_list_full(repo, name, broken, &gerr);
+        for (guint i = 0; i < broken->len; i++)
+            fprintf(stderr, "cairn backup: warning: %s\n", (char *) broken->pdata[i]);
         if (!prev)
             return cairn_cli_fail(cli, gerr);
         if (prev->len) {
@@ -87,7 +90,7 @@ backup_images(CairnCli *cli, char **images, char *name, const char *format, char
         cairn_cli_progress_init(&progress, cli, target);
         g_autoptr(CairnIndex) index = NULL;
         CairnDiskStats st = { 0 };
-        gboolean ok = cairn_nbd_backup_disk(repo, src, NULL, &index, &st, cairn_cli_progress_cb,
+        gboolean ok = cairn_nbd_backup_disk(repo, src, NULL, NULL, &index, &st, cairn_cli_progress_cb,
                                             &progress, &gerr);
         cairn_cli_progress_done(&progress);
         if (!ok) {

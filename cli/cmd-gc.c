@@ -39,14 +39,16 @@ cairn_cmd_gc(CairnCli *cli, int argc, char **argv)
     if (!cairn_gc(repo, grace, dry_run, wait, &st, &gerr))
         return cairn_cli_fail(cli, gerr);
     if (json) {
-        g_autoptr(CairnJson) o = json_pack("{s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:i}", "dry_run",
+        g_autoptr(CairnJson) o = json_pack("{s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:i, s:i}",
+                                           "dry_run",
                                            dry_run, "snapshots", (int) st.snapshots,
                                            "objects_total", (json_int_t) st.objects_total,
                                            "objects_live", (json_int_t) st.objects_live,
                                            "objects_deleted", (json_int_t) st.objects_deleted,
                                            "bytes_deleted", (json_int_t) st.bytes_deleted,
                                            "objects_in_grace", (json_int_t) st.objects_young,
-                                           "temp_files_removed", (int) st.temps_removed);
+                                           "temp_files_removed", (int) st.temps_removed,
+                                           "quarantine_cleared", (int) st.quarantine_cleared);
         cairn_cli_print_json(o);
     } else {
         g_autofree char *freed = cairn_format_size(st.bytes_deleted);
@@ -57,6 +59,9 @@ cairn_cmd_gc(CairnCli *cli, int argc, char **argv)
         if (st.objects_young)
             printf("; kept %" G_GUINT64_FORMAT " unreferenced objects younger than the grace "
                    "period", st.objects_young);
+        if (st.quarantine_cleared)
+            printf("; cleared %u quarantine entr%s of damaged objects stored whole again",
+                   st.quarantine_cleared, st.quarantine_cleared == 1 ? "y" : "ies");
         printf("\n");
     }
     return 0;

@@ -40,8 +40,14 @@ cairn_cmd_prune(CairnCli *cli, int argc, char **argv)
         return cairn_cli_fail(cli, gerr);
     g_autoptr(GPtrArray) plan = g_ptr_array_new_with_free_func((GDestroyNotify) json_decref);
     CairnPruneStats st;
-    if (!cairn_prune(repo, &p, name, dry_run, cli->lock_wait, plan, &st, &gerr))
+    g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+    gboolean ok = cairn_prune(repo, &p, name, dry_run, cli->lock_wait, plan, broken, &st, &gerr);
+    for (guint i = 0; i < broken->len; i++)
+        fprintf(stderr, "cairn prune: warning: %s; left alone\n", (char *) broken->pdata[i]);
+    if (!ok)
         return cairn_cli_fail(cli, gerr);
+    if (name && plan->len == 0)
+        return cairn_cli_no_snapshot_named(cli, repo, name);
     if (json) {
         g_autoptr(CairnJson) arr = json_array();
         for (guint i = 0; i < plan->len; i++)
@@ -63,5 +69,5 @@ cairn_cmd_prune(CairnCli *cli, int argc, char **argv)
                dry_run ? "dry run: " : "", st.kept, st.kept == 1 ? "" : "s", st.removed,
                dry_run ? "would be removed" : "removed");
     }
-    return 0;
+    return broken->len ? 1 : 0; /* the unreadable ones need attention */
 }

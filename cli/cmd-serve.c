@@ -71,7 +71,7 @@ cairn_cmd_serve(CairnCli *cli, int argc, char **argv)
                                      : cairn_cli_open_repo(cli, &gerr);
     if (!repo)
         return cairn_cli_fail(cli, gerr);
-    g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(repo, argv[1], &gerr);
+    g_autoptr(CairnSnapshot) s = cairn_cli_resolve(cli, repo, argv[1], &gerr);
     if (!s)
         return cairn_cli_fail(cli, gerr);
     const CairnManifestDisk *disk = cairn_cli_find_disk(cli, s, argv[1], argv[2]);

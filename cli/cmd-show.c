@@ -25,7 +25,7 @@ cairn_cmd_show(CairnCli *cli, int argc, char **argv)
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo)
         return cairn_cli_fail(cli, gerr);
-    g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(repo, argv[1], &gerr);
+    g_autoptr(CairnSnapshot) s = cairn_cli_resolve(cli, repo, argv[1], &gerr);
     if (!s)
         return cairn_cli_fail(cli, gerr);
     CairnManifest *m = s->manifest;

@@ -54,9 +54,8 @@ cairn_cmd_snapshots(CairnCli *cli, int argc, char **argv)
         }
     }
     for (guint i = 0; i < broken->len; i++)
-        fprintf(stderr, "cairn snapshots: cannot read %s; run 'cairn verify'\n",
-                (char *) broken->pdata[i]);
+        fprintf(stderr, "cairn snapshots: %s\n", (char *) broken->pdata[i]);
     if (name && list->len == 0)
-        fprintf(stderr, "cairn snapshots: no snapshot of '%s'\n", name);
+        return cairn_cli_no_snapshot_named(cli, repo, name);
     return broken->len ? 1 : 0;
 }

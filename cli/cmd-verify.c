@@ -5,12 +5,48 @@
 
 #include "cli/cli.h"
 #include "policies/remote.h"
+#include "repo/lock.h"
+#include "repo/quarantine.h"
 #include "repo/verify.h"
+
+/* Set the damaged objects aside (repo/quarantine.h): the next backup of the
+ * same data stores them again. Returns how many, -1 on failure (reported). */
+static int
+set_aside(CairnCli *cli, CairnRepo *repo, GArray *damaged)
+{
+    if (!damaged || damaged->len == 0)
+        return 0;
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(CairnLock) lock = cairn_lock_acquire(repo, CAIRN_LOCK_SHARED, "verify",
+                                                   cli->lock_wait, &gerr);
+    if (!lock) {
+        cairn_cli_fail(cli, gerr);
+        return -1;
+    }
+    g_autoptr(GHashTable) seen = g_hash_table_new(cairn_id_hash, cairn_id_equal_func);
+    int n = 0;
+    for (guint i = 0; i < damaged->len; i++) {
+        CairnId *id = &g_array_index(damaged, CairnId, i);
+        if (!g_hash_table_add(seen, id))
+            continue;
+        if (!cairn_repo_quarantine(repo, id, &gerr)) {
+            cairn_cli_fail(cli, gerr);
+            return -1;
+        }
+        n++;
+    }
+    fprintf(stderr, "cairn verify: set %d damaged object%s aside (quarantine/ in the "
+            "repository): the next backup of the same data stores %s again, which repairs "
+            "every snapshot that uses %s; a snapshot whose data is gone for good can be "
+            "dropped with 'cairn forget'\n", n, n == 1 ? "" : "s", n == 1 ? "it" : "them",
+            n == 1 ? "it" : "them");
+    return n;
+}
 
 /* An encrypted repository without its key (a remote that never sees it):
  * every object's stored bytes are checked against their trailing SHA-256. */
 static int
-verify_without_key(CairnCli *cli, gboolean json)
+verify_without_key(CairnCli *cli, gboolean json, gboolean repair)
 {
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnBackend) b = NULL;
@@ -29,14 +65,20 @@ verify_without_key(CairnCli *cli, gboolean json)
     CairnVerifyReport r;
     if (!cairn_verify_stored(repo, &r, &gerr))
         return cairn_cli_fail(cli, gerr);
+    int aside = repair ? set_aside(cli, repo, r.damaged) : 0;
+    if (aside < 0) {
+        cairn_verify_report_clear(&r);
+        return 1;
+    }
     if (json) {
         g_autoptr(CairnJson) probs = json_array();
         for (guint i = 0; i < r.problems->len; i++)
             json_array_append_new(probs, json_string(r.problems->pdata[i]));
-        g_autoptr(CairnJson) o = json_pack("{s:b, s:b, s:i, s:I, s:O}", "ok",
+        g_autoptr(CairnJson) o = json_pack("{s:b, s:b, s:i, s:I, s:O, s:i}", "ok",
                                            r.problems->len == 0, "keyless", TRUE, "snapshots",
                                            (int) r.snapshots, "objects_read",
-                                           (json_int_t) r.objects_read, "problems", probs);
+                                           (json_int_t) r.objects_read, "problems", probs,
+                                           "set_aside", aside);
         cairn_cli_print_json(o);
     } else {
         printf("verified without the key: %u snapshot refs, %" G_GUINT64_FORMAT " objects' "
@@ -53,9 +95,14 @@ verify_without_key(CairnCli *cli, gboolean json)
 int
 cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
 {
-    gboolean json = FALSE, read_data = FALSE;
+    gboolean json = FALSE, read_data = FALSE, no_repair = FALSE, keyless = FALSE;
     g_autofree char *subset = NULL;
     GOptionEntry entries[] = {
+        { "no-repair", 0, 0, G_OPTION_ARG_NONE, &no_repair,
+          "only report damaged objects; do not set them aside for backups to repair", NULL },
+        { "keyless", 0, 0, G_OPTION_ARG_NONE, &keyless,
+          "an encrypted repository without its key: check every object's stored checksum "
+          "(not its authenticity)", NULL },
         { "read-data", 0, 0, G_OPTION_ARG_NONE, &read_data,
           "read and re-hash every referenced chunk", NULL },
         { "read-data-subset", 0, 0, G_OPTION_ARG_STRING, &subset,
@@ -76,16 +123,27 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
         return cairn_cli_usage(cli, "--read-data-subset: %s", gerr->message);
 
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
-    if (!repo && g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY) && argc == 1)
-        return verify_without_key(cli, json);
+    if (!repo && g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY) && argc == 1) {
+        /* never by accident: a job that lost its key must not pass unnoticed */
+        if (!keyless)
+            return cairn_cli_failf(cli, "%s; or give --keyless to check only every object's "
+                                   "stored checksum (damage, not authenticity)", gerr->message);
+        return verify_without_key(cli, json, !no_repair);
+    }
+    if (keyless && repo)
+        return cairn_cli_usage(cli, "--keyless is for an encrypted repository without its key: "
+                               "this one opened");
     if (!repo)
         return cairn_cli_fail(cli, gerr);
     g_autoptr(GPtrArray) selected = NULL;
     g_autoptr(GPtrArray) all = NULL;
     if (argc > 1) {
-        all = cairn_snapshot_list(repo, NULL, &gerr);
+        g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+        all = cairn_snapshot_list_full(repo, NULL, broken, &gerr);
         if (!all)
             return cairn_cli_fail(cli, gerr);
+        for (guint i = 0; i < broken->len; i++)
+            fprintf(stderr, "cairn verify: warning: %s\n", (char *) broken->pdata[i]);
         selected = g_ptr_array_new();
         for (int i = 1; i < argc; i++) {
             CairnSnapshot *s = cairn_snapshot_resolve_in(all, argv[i], &gerr);
@@ -99,18 +157,25 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
     if (!cairn_verify_sample(repo, selected, percent, &r, &gerr))
         return cairn_cli_fail(cli, gerr);
     double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
+    int aside = no_repair ? 0 : set_aside(cli, repo, r.damaged);
+    if (aside < 0) {
+        cairn_verify_report_clear(&r);
+        return 1;
+    }
     if (json) {
         g_autoptr(CairnJson) probs = json_array();
         for (guint i = 0; i < r.problems->len; i++)
             json_array_append_new(probs, json_string(r.problems->pdata[i]));
-        g_autoptr(CairnJson) o = json_pack("{s:b, s:b, s:f, s:i, s:I, s:I, s:I, s:I, s:O, s:f}",
+        g_autoptr(CairnJson) o = json_pack("{s:b, s:b, s:f, s:i, s:I, s:I, s:I, s:I, s:O, s:f, "
+                                           "s:i}",
                                            "ok", r.problems->len == 0, "read_data",
                                            percent >= 100.0, "read_data_percent", percent,
                                            "snapshots", (int) r.snapshots, "indexes",
                                            (json_int_t) r.indexes, "chunks", (json_int_t) r.chunks,
                                            "chunks_read", (json_int_t) r.chunks_read,
                                            "objects_read", (json_int_t) r.objects_read,
-                                           "problems", probs, "duration_seconds", secs);
+                                           "problems", probs, "duration_seconds", secs,
+                                           "set_aside", aside);
         cairn_cli_print_json(o);
     } else {
         g_autofree char *how = percent >= 100.0 ? g_strdup("data read and re-hashed")

@@ -120,6 +120,34 @@ pull_one(CairnCli *cli, CairnRemote *remote, CairnRepo *remote_repo, CairnSnapsh
     return ok ? g_steal_pointer(&lrepo) : NULL;
 }
 
+int
+cairn_cli_no_snapshot_named(CairnCli *cli, CairnRepo *repo, const char *name)
+{
+    g_autoptr(GPtrArray) all = cairn_snapshot_list_full(repo, NULL, NULL, NULL);
+    g_autoptr(GPtrArray) names = g_ptr_array_new();
+    for (guint i = 0; all && i < all->len; i++) {
+        const char *n = ((CairnSnapshot *) all->pdata[i])->manifest->name;
+        if (!g_ptr_array_find_with_equal_func(names, n, g_str_equal, NULL))
+            g_ptr_array_add(names, (gpointer) n);
+    }
+    g_ptr_array_add(names, NULL);
+    const char *close = cairn_closest(name, (const char *const *) names->pdata);
+    g_autofree char *known = g_strjoinv(", ", (char **) names->pdata);
+    return cairn_cli_failf(cli, "no snapshot named '%s'%s%s%s (names: %s)", name,
+                           close ? " (did you mean '" : "", close ? close : "",
+                           close ? "'?)" : "", *known ? known : "none");
+}
+
+CairnSnapshot *
+cairn_cli_resolve(CairnCli *cli, CairnRepo *repo, const char *spec, GError **error)
+{
+    g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+    CairnSnapshot *s = cairn_snapshot_resolve(repo, spec, broken, error);
+    for (guint i = 0; i < broken->len; i++)
+        fprintf(stderr, "cairn %s: warning: %s\n", cli->command, (char *) broken->pdata[i]);
+    return s;
+}
+
 CairnSnapshot *
 cairn_cli_open_snapshot(CairnCli *cli, const char *from, gboolean no_cache, const char *spec,
                         CairnRepo **ret_repo, GError **error)
@@ -128,7 +156,7 @@ cairn_cli_open_snapshot(CairnCli *cli, const char *from, gboolean no_cache, cons
     g_autoptr(CairnSnapshot) s = NULL;
     if (!from) {
         if (!(repo = cairn_cli_open_repo(cli, error)) ||
-            !(s = cairn_snapshot_resolve(repo, spec, error)))
+            !(s = cairn_cli_resolve(cli, repo, spec, error)))
             return NULL;
         *ret_repo = g_steal_pointer(&repo);
         return g_steal_pointer(&s);
@@ -138,7 +166,7 @@ cairn_cli_open_snapshot(CairnCli *cli, const char *from, gboolean no_cache, cons
         return NULL;
     CairnBackend *b = cairn_remote_open_backend(remote, FALSE, error);
     if (!b || !(repo = cairn_repo_open_backend(b, cli->key_file, error)) ||
-        !(s = cairn_snapshot_resolve(repo, spec, error)))
+        !(s = cairn_cli_resolve(cli, repo, spec, error)))
         return NULL;
     if (no_cache) {
         *ret_repo = g_steal_pointer(&repo);

@@ -18,6 +18,7 @@ static const struct {
     { "show", cairn_cmd_show, "show one snapshot" },
     { "verify", cairn_cmd_verify, "check snapshots (--read-data[-subset]: re-hash the data)" },
     { "prune", cairn_cmd_prune, "forget snapshots by retention rules" },
+    { "forget", cairn_cmd_forget, "forget the given snapshots (also damaged ones)" },
     { "gc", cairn_cmd_gc, "delete objects no snapshot references" },
     { "push", cairn_cmd_push, "copy snapshots to a remote repository" },
     { "pull", cairn_cmd_pull, "copy snapshots from a remote repository" },

@@ -64,6 +64,7 @@ struct Backup {
     const char *name;
     CairnIndex *index;
     const CairnIndex *parent; /* non-NULL: incremental */
+    GHashTable *damaged;      /* ids of the parent's not to keep without reading */
     const char *dirty_context;
     gboolean use_allocation;
     uint32_t chunk_size;
@@ -196,11 +197,14 @@ next_chunk_to_read(Backup *b, uint64_t *ret_chunk, GError **error)
             memset(&index->ids[i], 0, sizeof index->ids[i]);
             b->stats.chunks_hole++;
             b->done_bytes += len;
-        } else if (!(flags & CHUNK_DIRTY)) {
+        } else if (!(flags & CHUNK_DIRTY) &&
+                   !(b->damaged && g_hash_table_contains(b->damaged, &b->parent->ids[i]))) {
             index->ids[i] = b->parent->ids[i];
             b->stats.chunks_reused++;
             b->done_bytes += len;
         } else {
+            if (!(flags & CHUNK_DIRTY))
+                b->stats.chunks_repaired++;
             *ret_chunk = i;
             return 1;
         }
@@ -462,7 +466,7 @@ backup_clear(Backup *b)
 
 gboolean
 cairn_nbd_backup_disk(CairnRepo *repo, CairnNbdSource *src, const CairnIndex *parent,
-                      CairnIndex **ret_index, CairnDiskStats *ret_stats,
+                      GHashTable *damaged, CairnIndex **ret_index, CairnDiskStats *ret_stats,
                       CairnProgressFunc progress, gpointer progress_data, GError **error)
 {
     g_return_val_if_fail(repo && src && ret_index, FALSE);
@@ -485,6 +489,7 @@ cairn_nbd_backup_disk(CairnRepo *repo, CairnNbdSource *src, const CairnIndex *pa
     if (dirty && parent && parent->virtual_size == size && parent->chunk_size == chunk_size) {
         b.parent = parent;
         b.dirty_context = dirty;
+        b.damaged = damaged && g_hash_table_size(damaged) ? damaged : NULL;
     }
     b.stats.virtual_size = size;
     b.stats.chunks_total = index->count;

@@ -54,6 +54,7 @@ typedef struct {
     uint64_t chunks_total;
     uint64_t chunks_hole;    /* unallocated/zero: nothing read or stored */
     uint64_t chunks_reused;  /* clean per dirty bitmap: parent's entry kept */
+    uint64_t chunks_repaired; /* clean, but the parent's entry was damaged: read again */
     uint64_t chunks_read;    /* read from the export */
     uint64_t chunks_new;     /* written to the repository */
     uint64_t bytes_read;
@@ -65,10 +66,13 @@ typedef void (*CairnProgressFunc)(uint64_t done, uint64_t total, gpointer user_d
 /* Back up one disk into the repository and return its complete index.
  * Chunks that base:allocation reports as hole/zero are never read; with a
  * dirty context and a parent index of the same geometry, chunks outside the
- * dirty extents keep the parent's entry. Reads are pipelined (several in
+ * dirty extents keep the parent's entry, unless that entry is in damaged
+ * (CairnId set, may be NULL: objects verify set aside, see
+ * repo/quarantine.h): such a chunk is read and stored again. Reads are pipelined (several in
  * flight) and hashing/compression run on worker threads. */
 gboolean cairn_nbd_backup_disk(CairnRepo *repo, CairnNbdSource *src, const CairnIndex *parent,
-                               CairnIndex **ret_index, CairnDiskStats *ret_stats,
+                               GHashTable *damaged, CairnIndex **ret_index,
+                               CairnDiskStats *ret_stats,
                                CairnProgressFunc progress, gpointer progress_data,
                                GError **error);
 

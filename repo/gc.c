@@ -5,6 +5,7 @@
 
 #include "common/util.h"
 #include "repo/gc.h"
+#include "repo/quarantine.h"
 #include "repo/index.h"
 #include "repo/lock.h"
 #include "repo/snapshot.h"
@@ -34,9 +35,11 @@ mark_snapshot(CairnRepo *repo, CairnSnapshot *s, GHashTable *live, GError **erro
         if (!index) {
             char hex[CAIRN_ID_HEX_LEN + 1];
             g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT,
-                        "gc stopped, nothing deleted: snapshot %s (%s) disk %s cannot be "
-                        "read: %s; run 'cairn verify' and repair or forget that snapshot",
-                        cairn_id_to_hex(&s->id, hex), m->name, disk->target, gerr->message);
+                        "gc stopped, nothing deleted (without the disk's index gc cannot "
+                        "know what it keeps alive): snapshot %.12s (%s) disk %s cannot be "
+                        "read: %s; 'cairn forget %.12s' drops that snapshot (the next backup "
+                        "of the same disk stores a new index)", cairn_id_to_hex(&s->id, hex),
+                        m->name, disk->target, gerr->message, hex);
             return FALSE;
         }
         for (uint64_t c = 0; c < index->count; c++)
@@ -61,8 +64,9 @@ cairn_gc(CairnRepo *repo, int64_t grace, gboolean dry_run, int64_t lock_wait,
         return FALSE;
     if (broken->len) {
         g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT,
-                    "gc stopped, nothing deleted: %s; run 'cairn verify'",
-                    (char *) broken->pdata[0]);
+                    "gc stopped, nothing deleted (without a snapshot's manifest gc cannot "
+                    "know what it keeps alive): %s%s", (char *) broken->pdata[0],
+                    broken->len > 1 ? "; 'cairn verify' lists the others" : "");
         return FALSE;
     }
     g_autoptr(GHashTable) live = g_hash_table_new_full(cairn_id_hash, cairn_id_equal_func,
@@ -99,6 +103,8 @@ cairn_gc(CairnRepo *repo, int64_t grace, gboolean dry_run, int64_t lock_wait,
             return FALSE;
     }
     if (!dry_run && !cairn_backend_cleanup(b, grace, &st->temps_removed, error))
+        return FALSE;
+    if (!dry_run && !cairn_repo_quarantine_clear_repaired(repo, &st->quarantine_cleared, error))
         return FALSE;
     return cairn_backend_flush(b, error);
 }

@@ -11,6 +11,7 @@ typedef struct {
     guint64 bytes_deleted;
     guint64 objects_young;   /* unreferenced but within the grace period: kept */
     guint temps_removed;
+    guint quarantine_cleared; /* entries of damaged objects stored whole again since */
 } CairnGcStats;
 
 /* Takes the exclusive lock (waiting up to lock_wait seconds for running

@@ -145,21 +145,24 @@ prune_group(CairnRepo *repo, GPtrArray *group, const CairnKeepPolicy *policy,
 
 gboolean
 cairn_prune(CairnRepo *repo, const CairnKeepPolicy *policy, const char *name,
-            gboolean dry_run, int64_t lock_wait, GPtrArray *ret_plan,
+            gboolean dry_run, int64_t lock_wait, GPtrArray *ret_plan, GPtrArray *ret_broken,
             CairnPruneStats *ret_stats, GError **error)
 {
     *ret_stats = (CairnPruneStats) { 0 };
     if (cairn_keep_policy_is_empty(policy)) {
         g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_INVALID,
-                    "no --keep-* option given: pruning would remove every snapshot; "
-                    "give at least one, e.g. --keep-last 7");
+                    "no --keep-* option keeps anything (none given, or all 0): pruning would "
+                    "remove every snapshot; give at least one above 0, e.g. --keep-last 7");
         return FALSE;
     }
     g_autoptr(CairnLock) lock = NULL;
     if (!dry_run && !(lock = cairn_lock_acquire(repo, CAIRN_LOCK_SHARED, "prune", lock_wait,
                                                  error)))
         return FALSE;
-    g_autoptr(GPtrArray) all = cairn_snapshot_list(repo, name, error);
+    g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) all = cairn_snapshot_list_full(repo, name, broken, error);
+    for (guint i = 0; ret_broken && i < broken->len; i++)
+        g_ptr_array_add(ret_broken, g_strdup(broken->pdata[i]));
     if (!all)
         return FALSE;
     /* group by name, keeping the list order (oldest first) */

@@ -25,7 +25,10 @@ typedef struct {
 } CairnPruneStats;
 
 /* Apply a policy to every name group (or only 'name'). plan (optional) gets
- * one JSON object per snapshot {id, name, time, keep, reasons}. */
+ * one JSON object per snapshot {id, name, time, keep, reasons}. Snapshots
+ * whose manifest cannot be read are left alone and described (char*) in
+ * ret_broken (optional). */
 gboolean cairn_prune(CairnRepo *repo, const CairnKeepPolicy *policy, const char *name,
                      gboolean dry_run, int64_t lock_wait, GPtrArray *ret_plan,
+                     GPtrArray *ret_broken,
                      CairnPruneStats *ret_stats, GError **error);

@@ -99,6 +99,20 @@ cairn_repo_init_backend(CairnBackend *backend, const CairnRepoInitOptions *opts,
                     backend->location);
         return FALSE;
     }
+    /* snapshots without a config: a repository that lost its config file.
+     * A new config has new keys (and an encrypted one a new salt): every
+     * object there would become unreadable */
+    g_autoptr(GPtrArray) refs = cairn_backend_list(backend, "snapshots/", error);
+    if (!refs)
+        return FALSE;
+    if (refs->len > 0) {
+        g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_EXISTS,
+                    "'%s' holds %u snapshots of a repository whose config is missing: put its "
+                    "config file back (from a copy, or a remote it was pushed to: 'cairn cat "
+                    "config' there); a new one cannot read them. Nothing was changed",
+                    backend->location, refs->len);
+        return FALSE;
+    }
     g_autofree char *uuid = g_uuid_string_random();
     g_autofree char *created = cairn_format_time_utc(cairn_now());
     int level = opts && opts->compression_level ? opts->compression_level : DEFAULT_ZSTD_LEVEL;
@@ -143,9 +157,33 @@ cairn_repo_init_backend(CairnBackend *backend, const CairnRepoInitOptions *opts,
     return TRUE;
 }
 
+/* a local directory that holds anything but a repository's own folders */
+static gboolean
+check_local_dir(const char *location, GError **error)
+{
+    const char *path = g_str_has_prefix(location, "file://") ? location + 7 : location;
+    if (strstr(location, "://") && !g_str_has_prefix(location, "file://"))
+        return TRUE;
+    g_autoptr(GDir) d = g_dir_open(path, 0, NULL);
+    const char *name;
+    static const char *const ours[] = { "config", "objects", "snapshots", "locks", "quarantine",
+                                        NULL };
+    while (d && (name = g_dir_read_name(d))) {
+        if (g_strv_contains(ours, name) || g_str_has_prefix(name, ".tmp"))
+            continue;
+        g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_EXISTS,
+                    "'%s' is not empty (it holds '%s'): create the repository in a new or empty "
+                    "directory", path, name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 gboolean
 cairn_repo_init(const char *location, const CairnRepoInitOptions *opts, GError **error)
 {
+    if (!check_local_dir(location, error))
+        return FALSE;
     g_autoptr(CairnBackend) b = cairn_backend_open(location, TRUE, error);
     return b && cairn_repo_init_backend(b, opts, error);
 }

@@ -20,9 +20,19 @@ cairn_snapshot_free(CairnSnapshot *s)
 CairnSnapshot *
 cairn_snapshot_load(CairnRepo *repo, const CairnId *id, GError **error)
 {
-    g_autoptr(GBytes) b = cairn_repo_get(repo, id, NULL, error);
-    if (!b)
+    g_autoptr(GError) gerr0 = NULL;
+    g_autoptr(GBytes) b = cairn_repo_get(repo, id, NULL, &gerr0);
+    if (!b) {
+        char hex[CAIRN_ID_HEX_LEN + 1];
+        cairn_id_to_hex(id, hex);
+        if (g_error_matches(gerr0, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY))
+            g_propagate_error(error, g_steal_pointer(&gerr0));
+        else
+            g_set_error(error, gerr0->domain, gerr0->code, "snapshot %.12s cannot be read, its "
+                        "manifest is damaged (%s): 'cairn forget %.12s' removes it from the "
+                        "repository's list", hex, gerr0->message, hex);
         return NULL;
+    }
     gsize len;
     const char *text = g_bytes_get_data(b, &len);
     g_autoptr(GError) gerr = NULL;
@@ -216,12 +226,47 @@ cairn_snapshot_resolve_in(GPtrArray *list, const char *spec, GError **error)
     return NULL;
 }
 
-CairnSnapshot *
-cairn_snapshot_resolve(CairnRepo *repo, const char *spec, GError **error)
+/* an id or an abbreviation: only the refs whose id matches are loaded, so a
+ * damaged manifest of another snapshot does not matter */
+static CairnSnapshot *
+resolve_id(CairnRepo *repo, const char *spec, GError **error)
 {
-    g_autoptr(GPtrArray) list = cairn_snapshot_list(repo, NULL, error);
+    g_autoptr(GArray) ids = list_ref_ids(repo, error);
+    if (!ids)
+        return NULL;
+    g_autofree char *lower = g_ascii_strdown(spec, -1);
+    g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func((GDestroyNotify) cairn_snapshot_free);
+    for (guint i = 0; i < ids->len; i++) {
+        const CairnId *id = &g_array_index(ids, CairnId, i);
+        char hex[CAIRN_ID_HEX_LEN + 1];
+        if (!g_str_has_prefix(cairn_id_to_hex(id, hex), lower))
+            continue;
+        CairnSnapshot *s = cairn_snapshot_load(repo, id, error);
+        if (!s)
+            return NULL;
+        g_ptr_array_add(list, s);
+    }
+    CairnSnapshot *s = cairn_snapshot_resolve_in(list, lower, error);
+    if (!s)
+        return NULL;
+    guint idx;
+    g_ptr_array_find(list, s, &idx);
+    return g_ptr_array_steal_index(list, idx);
+}
+
+CairnSnapshot *
+cairn_snapshot_resolve(CairnRepo *repo, const char *spec, GPtrArray *ret_broken, GError **error)
+{
+    const char *at = strrchr(spec, '@');
+    g_autofree char *lower = g_ascii_strdown(spec, -1);
+    if (!(at && at != spec) && cairn_is_hex(lower, 8, CAIRN_ID_HEX_LEN))
+        return resolve_id(repo, spec, error);
+    g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) list = cairn_snapshot_list_full(repo, NULL, broken, error);
     if (!list)
         return NULL;
+    for (guint i = 0; ret_broken && i < broken->len; i++)
+        g_ptr_array_add(ret_broken, g_strdup(broken->pdata[i]));
     CairnSnapshot *s = cairn_snapshot_resolve_in(list, spec, error);
     if (!s)
         return NULL;
@@ -229,6 +274,22 @@ cairn_snapshot_resolve(CairnRepo *repo, const char *spec, GError **error)
     guint idx;
     g_ptr_array_find(list, s, &idx);
     return g_ptr_array_steal_index(list, idx);
+}
+
+GArray *
+cairn_snapshot_match_ids(CairnRepo *repo, const char *prefix, GError **error)
+{
+    g_autoptr(GArray) ids = list_ref_ids(repo, error);
+    if (!ids)
+        return NULL;
+    g_autofree char *lower = g_ascii_strdown(prefix, -1);
+    GArray *out = g_array_new(FALSE, FALSE, sizeof(CairnId));
+    for (guint i = 0; i < ids->len; i++) {
+        char hex[CAIRN_ID_HEX_LEN + 1];
+        if (g_str_has_prefix(cairn_id_to_hex(&g_array_index(ids, CairnId, i), hex), lower))
+            g_array_append_val(out, g_array_index(ids, CairnId, i));
+    }
+    return out;
 }
 
 gboolean

@@ -20,8 +20,15 @@ GPtrArray *cairn_snapshot_list(CairnRepo *repo, const char *name, GError **error
  * ret_broken instead of failing the whole listing. */
 GPtrArray *cairn_snapshot_list_full(CairnRepo *repo, const char *name, GPtrArray *ret_broken,
                                     GError **error);
-/* Resolve "ID", "ABBREV" (>= 8 hex), "NAME@latest", "NAME@~N", "NAME@TIME". */
-CairnSnapshot *cairn_snapshot_resolve(CairnRepo *repo, const char *spec, GError **error);
+/* Resolve "ID", "ABBREV" (>= 8 hex, either case), "NAME@latest", "NAME@~N",
+ * "NAME@TIME". An id loads only the snapshots it matches; a name loads all,
+ * and those whose manifest cannot be read are left out and described in
+ * ret_broken (optional): one damaged snapshot does not block the others. */
+CairnSnapshot *cairn_snapshot_resolve(CairnRepo *repo, const char *spec, GPtrArray *ret_broken,
+                                      GError **error);
+/* The ids of the published snapshots whose hex id starts with prefix,
+ * without reading any manifest (for forgetting a damaged one). */
+GArray *cairn_snapshot_match_ids(CairnRepo *repo, const char *prefix, GError **error);
 /* Same over an already loaded list (borrowed entry). */
 CairnSnapshot *cairn_snapshot_resolve_in(GPtrArray *list, const char *spec, GError **error);
 CairnSnapshot *cairn_snapshot_load(CairnRepo *repo, const CairnId *id, GError **error);

@@ -13,6 +13,8 @@ cairn_verify_report_clear(CairnVerifyReport *r)
 {
     if (r->problems)
         g_ptr_array_unref(r->problems);
+    if (r->damaged)
+        g_array_unref(r->damaged);
     memset(r, 0, sizeof *r);
 }
 
@@ -45,8 +47,17 @@ typedef struct {
     CairnRepo *repo;
     GMutex lock;
     GHashTable *bad; /* CairnId* -> char* reason */
+    GArray *damaged; /* CairnId: of them, the corrupt or missing ones */
     guint64 read;
 } ReadCtx;
+
+/* a failure that says the object itself is bad (not the way to it) */
+static gboolean
+is_damage(const GError *e)
+{
+    return g_error_matches(e, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT) ||
+           g_error_matches(e, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_MISSING);
+}
 
 static void
 read_one(gpointer data, gpointer user)
@@ -57,8 +68,11 @@ read_one(gpointer data, gpointer user)
     g_autoptr(GBytes) b = cairn_repo_get(ctx->repo, id, NULL, &gerr);
     g_mutex_lock(&ctx->lock);
     ctx->read++;
-    if (!b)
+    if (!b) {
         g_hash_table_insert(ctx->bad, g_memdup2(id, sizeof *id), g_strdup(gerr->message));
+        if (is_damage(gerr))
+            g_array_append_val(ctx->damaged, *id);
+    }
     g_mutex_unlock(&ctx->lock);
 }
 
@@ -132,6 +146,7 @@ cairn_verify_sample(CairnRepo *repo, GPtrArray *snapshots, double read_percent,
     gboolean read_all = read_percent >= 100.0;
     memset(r, 0, sizeof *r);
     r->problems = g_ptr_array_new_with_free_func(g_free);
+    r->damaged = g_array_new(FALSE, FALSE, sizeof(CairnId));
     g_autoptr(GPtrArray) all = NULL;
     if (!snapshots) {
         all = cairn_snapshot_list_full(repo, NULL, r->problems, error);
@@ -165,6 +180,8 @@ cairn_verify_sample(CairnRepo *repo, GPtrArray *snapshots, double read_percent,
                 g_ptr_array_add(r->problems, g_strdup_printf("snapshot %.16s (%s): %s %s: %s",
                                 hex, m->name, blobs[b].what, cairn_id_to_hex(blobs[b].id, xhex),
                                 gerr->message));
+            if (!blob && is_damage(gerr))
+                g_array_append_val(r->damaged, *blobs[b].id);
         }
         for (guint d = 0; d < m->disks->len; d++) {
             CairnManifestDisk *disk = m->disks->pdata[d];
@@ -174,6 +191,8 @@ cairn_verify_sample(CairnRepo *repo, GPtrArray *snapshots, double read_percent,
             if (!index) {
                 g_ptr_array_add(r->problems, g_strdup_printf("snapshot %.16s (%s) disk %s: %s",
                                 hex, m->name, disk->target, gerr->message));
+                if (is_damage(gerr))
+                    g_array_append_val(r->damaged, disk->index);
                 continue;
             }
             r->indexes++;
@@ -191,7 +210,7 @@ cairn_verify_sample(CairnRepo *repo, GPtrArray *snapshots, double read_percent,
     }
     r->chunks = g_hash_table_size(chunks);
 
-    ReadCtx ctx = { .repo = repo };
+    ReadCtx ctx = { .repo = repo, .damaged = r->damaged };
     g_mutex_init(&ctx.lock);
     ctx.bad = g_hash_table_new_full(cairn_id_hash, cairn_id_equal_func, g_free, g_free);
     GHashTableIter it;
@@ -209,6 +228,7 @@ cairn_verify_sample(CairnRepo *repo, GPtrArray *snapshots, double read_percent,
                 g_hash_table_insert(ctx.bad, g_memdup2(key, sizeof(CairnId)),
                                     g_strdup_printf("object %s is missing",
                                                     cairn_id_to_hex(key, hex)));
+                g_array_append_val(r->damaged, *(CairnId *) key);
             }
         }
     }
@@ -241,6 +261,8 @@ check_one(gpointer data, gpointer user)
     ctx->read++;
     if (!ok)
         g_hash_table_insert(ctx->bad, g_memdup2(id, sizeof *id), g_strdup(gerr->message));
+    if (b && !ok)
+        g_array_append_val(ctx->damaged, *id); /* read, and its bytes are wrong */
     g_mutex_unlock(&ctx->lock);
 }
 
@@ -249,6 +271,7 @@ cairn_verify_stored(CairnRepo *repo, CairnVerifyReport *r, GError **error)
 {
     memset(r, 0, sizeof *r);
     r->problems = g_ptr_array_new_with_free_func(g_free);
+    r->damaged = g_array_new(FALSE, FALSE, sizeof(CairnId));
     g_autoptr(GHashTable) present = cairn_repo_list_objects(repo, NULL, error);
     if (!present)
         return FALSE;
@@ -265,7 +288,7 @@ cairn_verify_stored(CairnRepo *repo, CairnVerifyReport *r, GError **error)
             g_ptr_array_add(r->problems, g_strdup_printf("snapshot %s: its manifest object "
                                                          "is missing", e->key + 10));
     }
-    ReadCtx ctx = { .repo = repo };
+    ReadCtx ctx = { .repo = repo, .damaged = r->damaged };
     g_mutex_init(&ctx.lock);
     ctx.bad = g_hash_table_new_full(cairn_id_hash, cairn_id_equal_func, g_free, g_free);
     GThreadPool *pool = g_thread_pool_new(check_one, &ctx, (gint) g_get_num_processors() + 2,

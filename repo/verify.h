@@ -10,6 +10,8 @@ typedef struct {
     guint64 objects_read;    /* objects fully read and re-hashed */
     guint64 chunks_read;     /* of the chunks: how many were read (a sample or all) */
     GPtrArray *problems;     /* char*: one line per problem, naming object and snapshots */
+    GArray *damaged;         /* CairnId: objects found corrupt or missing (not those that
+                              * could not be read for another reason, e.g. the network) */
 } CairnVerifyReport;
 
 void cairn_verify_report_clear(CairnVerifyReport *r);

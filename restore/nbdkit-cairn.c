@@ -173,7 +173,7 @@ find_snapshot(GError **error)
     CairnId id;
     if (strlen(P.snapshot) == CAIRN_ID_HEX_LEN && cairn_id_from_hex(P.snapshot, &id))
         return cairn_snapshot_load(P.repo, &id, error);
-    return cairn_snapshot_resolve(P.repo, P.snapshot, error);
+    return cairn_snapshot_resolve(P.repo, P.snapshot, NULL, error);
 }
 
 static int

@@ -77,8 +77,12 @@ for cmd in "snapshots" "restore-disk secret@latest vda --to $WORKDIR/out.raw" "v
     assert_contains "$WORKDIR/err" "--key-file" "stderr of '$cmd' without a key"
 done
 [ ! -e "$WORKDIR/out.raw" ] || fail "restore without the key left an output file"
-check "verify of the whole repository without the key checks the stored checksums"
-cairn verify >"$WORKDIR/out" 2>"$WORKDIR/err" || fail "keyless verify of a healthy repository failed"
+check "verify without the key fails unless asked for --keyless (a job that lost its key is noticed)"
+expect_fail "$WORKDIR/err" cairn verify --read-data
+assert_contains "$WORKDIR/err" "--keyless" "stderr of verify without the key"
+check "verify --keyless of the whole repository checks the stored checksums"
+cairn verify --keyless >"$WORKDIR/out" 2>"$WORKDIR/err" ||
+    fail "keyless verify of a healthy repository failed"
 assert_contains "$WORKDIR/out" "without the key" "keyless verify output"
 check "\$CAIRN_KEY_FILE works as well as --key-file"
 CAIRN_KEY_FILE=$KEY cairn snapshots >/dev/null || fail "snapshots with CAIRN_KEY_FILE"

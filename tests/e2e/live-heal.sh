@@ -13,7 +13,10 @@
 #  (f) the domain was undefined and defined again with a new UUID: full,
 #      the reason says so;
 #  (g) a stale scratch file in cairn's scratch directory does not block
-#      the backup.
+#      the backup;
+#  (h) a chunk of the latest snapshot damaged: verify sets it aside, and the
+#      next incremental reads that unchanged chunk again, which repairs the
+#      older snapshot too.
 # Every restore is compared with cmp against a reference with the same
 # writes; after every backup exactly one cairn checkpoint is left.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
@@ -174,6 +177,35 @@ heal_new_uuid() {
     info "(f) bitmaps in vda.qcow2 that libvirt no longer knows (left by the old definition): ${orphans:-none}"
 }
 scenario "(f) new UUID" heal_new_uuid
+
+# ---- (h)
+heal_damaged_chunk() {
+    check "(h) a chunk of the latest snapshot damaged; verify sets it aside"
+    backup_dom "$WORKDIR/h0" "$DOM"
+    local snap=$J_id index chunk obj
+    index=$(cairn show "$snap" --json | json_eval - "[d['index'] for d in j['disks'] if d['target'] == 'vdb'][0]")
+    cairn cat "$index" >"$WORKDIR/h-index.bin"
+    chunk=$("$PYTHON" -c '
+import sys
+b = open(sys.argv[1], "rb").read()[32:]
+print(next(b[i:i + 32].hex() for i in range(0, len(b), 32) if any(b[i:i + 32])))' "$WORKDIR/h-index.bin")
+    obj=$REPO/objects/${chunk:0:2}/$chunk
+    printf '\x00\xff' | dd of="$obj" bs=1 seek=$(($(file_size "$obj") / 2)) conv=notrunc status=none
+    expect_fail "$WORKDIR/h-verify.err" cairn verify --read-data
+    assert_contains "$WORKDIR/h-verify.err" "set 1 damaged object aside" "verify"
+    check "(h) the next incremental reads that unchanged chunk again and repairs every snapshot"
+    ref_write "$DOM" vda random $((14 * MIB)) 64k
+    backup_dom "$WORKDIR/h1" "$DOM"
+    assert_eq "$J_mode" incremental "mode of the repairing backup"
+    assert_note "$WORKDIR/h1" "read again" "the repairing backup"
+    assert_le "$J_bytes_read" $((2 * MIB)) "bytes_read (the written chunk and the damaged one)"
+    [ -f "$obj" ] || fail "the damaged chunk was not stored again"
+    assert_restores_now "$DOM" "$J_id"
+    assert_restore "$snap" vdb "$(ref_file "$DOM" vdb)"
+    cairn verify --read-data >/dev/null || fail "verify after the repairing backup"
+    assert_after_live_backup "$DOM"
+}
+scenario "(h) damaged chunk" heal_damaged_chunk
 
 # ---- (b)
 heal_cairn_killed() {

@@ -354,7 +354,7 @@ static void
 resolves(CairnRepo *r, const char *spec, const CairnId *want, int code, const char *in_message)
 {
     g_autoptr(GError) e = NULL;
-    g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(r, spec, &e);
+    g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(r, spec, NULL, &e);
     if (want && !s)
         fail_msg("resolve '%s': %s", spec, e->message);
     if (want && !cairn_id_equal(&s->id, want))
@@ -424,8 +424,45 @@ test_snapshots_resolve(void **state)
     BAD("web01", INVALID, NULL);
     BAD("@latest", INVALID, NULL);
     g_autoptr(GError) e = NULL;
-    g_autoptr(CairnSnapshot) none = cairn_snapshot_resolve(r, "mail@latest", &e);
+    g_autoptr(CairnSnapshot) none = cairn_snapshot_resolve(r, "mail@latest", NULL, &e);
     assert_null(strstr(e->message, "did you mean"));
+}
+
+/* a snapshot whose manifest is damaged blocks none of the others: by id
+ * (full, abbreviated, upper case) and by name they resolve, the damaged one
+ * is reported; asked for by its own id, it fails naming forget */
+static void
+test_resolve_beside_damaged(void **state)
+{
+    Fx *f = *state;
+    init_repo(f, NULL);
+    g_autoptr(CairnRepo) r = open_repo(f, NULL);
+    const uint32_t tags[] = { 1, 2 };
+    CairnId bad, good, newer;
+    publish(r, "web01", T0, 0, tags, 2, &good, NULL);
+    publish(r, "db1", T0 + 60, 0, tags, 2, &bad, NULL);
+    publish(r, "web01", T0 + 120, 0, tags, 2, &newer, NULL);
+    damage(f, &bad, 20);
+
+    char hex[CAIRN_ID_HEX_LEN + 1];
+    OK(cairn_id_to_hex(&good, hex), &good);
+    hex[10] = '\0';
+    OK(hex, &good);
+    g_autofree char *upper = g_ascii_strup(cairn_id_to_hex(&good, hex), -1);
+    OK(upper, &good);
+
+    g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) e = NULL;
+    g_autoptr(CairnSnapshot) latest = cairn_snapshot_resolve(r, "web01@latest", broken, &e);
+    assert_non_null(latest);
+    assert_true(cairn_id_equal(&latest->id, &newer));
+    assert_int_equal(broken->len, 1);
+    assert_non_null(strstr(broken->pdata[0], "cairn forget"));
+
+    BAD(cairn_id_to_hex(&bad, hex), CORRUPT, "cairn forget");
+    g_autoptr(GArray) ids = cairn_snapshot_match_ids(r, hex, &e);
+    assert_int_equal(ids->len, 1);
+    assert_true(cairn_id_equal(&g_array_index(ids, CairnId, 0), &bad));
 }
 
 static CairnSnapshot *
@@ -725,6 +762,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_put_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_snapshots_resolve, setup, teardown),
         cmocka_unit_test(test_resolve_ambiguous),
+        cmocka_unit_test_setup_teardown(test_resolve_beside_damaged, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_sample, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc, setup, teardown),

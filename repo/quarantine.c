@@ -1,0 +1,101 @@
+/* quarantine.c - damaged objects set aside (see quarantine.h). */
+#include "config.h"
+
+#include <string.h>
+
+#include "repo/quarantine.h"
+#include "repo/verify.h"
+
+#define PREFIX "quarantine/"
+
+static char *
+quarantine_key(const CairnId *id)
+{
+    char hex[CAIRN_ID_HEX_LEN + 1];
+    return g_strconcat(PREFIX, cairn_id_to_hex(id, hex), NULL);
+}
+
+gboolean
+cairn_repo_quarantine(CairnRepo *repo, const CairnId *id, GError **error)
+{
+    CairnBackend *b = cairn_repo_backend(repo);
+    g_autofree char *key = cairn_object_key(id);
+    g_autofree char *qkey = quarantine_key(id);
+    g_autoptr(GError) gerr = NULL;
+    g_autoptr(GBytes) stored = cairn_backend_get(b, key, &gerr);
+    if (!stored && !g_error_matches(gerr, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_NOT_FOUND)) {
+        g_propagate_error(error, g_steal_pointer(&gerr));
+        return FALSE;
+    }
+    gsize len = 0;
+    const void *data = stored ? g_bytes_get_data(stored, &len) : "";
+    /* the copy first: a damaged object is never just dropped (and a marker
+     * of a missing one never replaces a copy set aside before) */
+    if (!cairn_backend_put(b, qkey, data, len, stored ? CAIRN_PUT_REPLACE : CAIRN_PUT_IF_ABSENT,
+                           NULL, error) ||
+        !cairn_backend_flush(b, error))
+        return FALSE;
+    if (stored && !cairn_backend_remove(b, key, error))
+        return FALSE;
+    return cairn_backend_flush(b, error);
+}
+
+/* ids of the quarantine entries */
+static GPtrArray *
+entries(CairnRepo *repo, GError **error)
+{
+    g_autoptr(GPtrArray) list = cairn_backend_list(cairn_repo_backend(repo), PREFIX, error);
+    if (!list)
+        return NULL;
+    GPtrArray *ids = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < list->len; i++) {
+        CairnBackendEntry *e = list->pdata[i];
+        CairnId id;
+        if (cairn_id_from_hex(e->key + strlen(PREFIX), &id))
+            g_ptr_array_add(ids, g_memdup2(&id, sizeof id));
+    }
+    return ids;
+}
+
+GHashTable *
+cairn_repo_damaged(CairnRepo *repo, GError **error)
+{
+    g_autoptr(GPtrArray) ids = entries(repo, error);
+    if (!ids)
+        return NULL;
+    GHashTable *set = g_hash_table_new_full(cairn_id_hash, cairn_id_equal_func, g_free, NULL);
+    if (ids->len == 0)
+        return set; /* the usual case: one listing, nothing more */
+    g_autoptr(GHashTable) present = cairn_repo_list_objects(repo, NULL, error);
+    if (!present) {
+        g_hash_table_unref(set);
+        return NULL;
+    }
+    for (guint i = 0; i < ids->len; i++)
+        if (!g_hash_table_contains(present, ids->pdata[i]))
+            g_hash_table_add(set, g_memdup2(ids->pdata[i], sizeof(CairnId)));
+    return set;
+}
+
+gboolean
+cairn_repo_quarantine_clear_repaired(CairnRepo *repo, guint *ret_removed, GError **error)
+{
+    *ret_removed = 0;
+    g_autoptr(GPtrArray) ids = entries(repo, error);
+    if (!ids)
+        return FALSE;
+    if (ids->len == 0)
+        return TRUE;
+    g_autoptr(GHashTable) present = cairn_repo_list_objects(repo, NULL, error);
+    if (!present)
+        return FALSE;
+    for (guint i = 0; i < ids->len; i++) {
+        if (!g_hash_table_contains(present, ids->pdata[i]))
+            continue;
+        g_autofree char *qkey = quarantine_key(ids->pdata[i]);
+        if (!cairn_backend_remove(cairn_repo_backend(repo), qkey, error))
+            return FALSE;
+        (*ret_removed)++;
+    }
+    return cairn_backend_flush(cairn_repo_backend(repo), error);
+}
