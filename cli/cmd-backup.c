@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "agent/job.h"
 #include "cli/cli.h"
@@ -23,7 +24,7 @@ default_name(const char *path)
 static gboolean
 valid_name(const char *name)
 {
-    if (!*name || strlen(name) > 200)
+    if (!*name || strlen(name) > 200 || *name == '-')
         return FALSE;
     for (const char *p = name; *p; p++)
         if (*p == '@' || *p == '/' || g_ascii_iscntrl(*p))
@@ -41,11 +42,14 @@ backup_images(CairnCli *cli, char **images, char *name, const char *format, char
     guint n_images = g_strv_length(images);
     if (n_images > 26)
         return cairn_cli_usage(cli, "too many images (%u): at most 26 (vda..vdz)", n_images);
+    gboolean from_file = !name;
     if (!name)
         name = name_owned = default_name(images[0]);
     if (!valid_name(name))
-        return cairn_cli_usage(cli, "invalid snapshot name '%s': use 1-200 characters "
-                               "without '@' or '/'", name);
+        return cairn_cli_usage(cli, "invalid snapshot name '%s'%s: use 1-200 characters "
+                               "without '@' or '/', not starting with '-'%s", name,
+                               from_file ? " (the image's file name)" : "",
+                               from_file ? "; give one with --name NAME" : "");
 
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
@@ -86,6 +90,13 @@ backup_images(CairnCli *cli, char **images, char *name, const char *format, char
         g_autoptr(CairnNbdSource) src = cairn_nbd_source_open_image(images[i], format, &gerr);
         if (!src)
             return cairn_cli_fail(cli, gerr);
+        struct stat sb;
+        if (!g_strcmp0(cairn_nbd_source_format(src), "raw") && stat(images[i], &sb) == 0 &&
+            S_ISREG(sb.st_mode) && (uint64_t) sb.st_size != cairn_nbd_source_size(src))
+            fprintf(stderr, "cairn backup: note: '%s' is %" G_GUINT64_FORMAT " bytes, not a "
+                    "multiple of 512: QEMU reads it as a disk of %" G_GUINT64_FORMAT " bytes "
+                    "(zeros at the end), which is what a restore gives back\n", images[i],
+                    (uint64_t) sb.st_size, cairn_nbd_source_size(src));
         CairnCliProgress progress;
         cairn_cli_progress_init(&progress, cli, target);
         g_autoptr(CairnIndex) index = NULL;
@@ -242,6 +253,13 @@ cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
     if (images && images[0]) {
         if (argc > 1)
             return cairn_cli_usage(cli, "give either a DOMAIN or --image FILE, not both");
+        const char *domain_only = disks ? "--disk" : excludes ? "--exclude-disk"
+                                  : full ? "--full" : quiesce ? "--quiesce"
+                                  : take_over ? "--take-over-checkpoints" : uri ? "--connect"
+                                  : NULL;
+        if (domain_only)
+            return cairn_cli_usage(cli, "%s is for the backup of a domain, not of --image files",
+                                   domain_only);
         return backup_images(cli, images, name, format, tags, json);
     }
     if (argc != 2)

@@ -36,8 +36,12 @@ cairn_cmd_gc(CairnCli *cli, int argc, char **argv)
     if (!repo)
         return cairn_cli_fail(cli, gerr);
     CairnGcStats st;
-    if (!cairn_gc(repo, grace, dry_run, wait, &st, &gerr))
+    if (!cairn_gc(repo, grace, dry_run, wait, &st, &gerr)) {
+        if (g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_LOCKED))
+            return cairn_cli_failf(cli, "%s, or let gc wait for it: --wait DURATION",
+                                   gerr->message);
         return cairn_cli_fail(cli, gerr);
+    }
     if (json) {
         g_autoptr(CairnJson) o = json_pack("{s:b, s:i, s:I, s:I, s:I, s:I, s:I, s:i, s:i}",
                                            "dry_run",

@@ -46,6 +46,8 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
                                "vda --to /var/tmp/vda.qcow2'");
     if (!to && !attach)
         return cairn_cli_usage(cli, "give the output file with --to FILE, or --attach DOMAIN");
+    if (to && !*to)
+        return cairn_cli_usage(cli, "--to: give a file name");
     if (target && !attach)
         return cairn_cli_usage(cli, "--target goes with --attach DOMAIN");
 

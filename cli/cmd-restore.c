@@ -113,6 +113,9 @@ cairn_cmd_restore(CairnCli *cli, int argc, char **argv)
                                "DOMAIN@TIME");
     if (no_cache && !from)
         return cairn_cli_usage(cli, "--no-cache goes with --from REMOTE");
+    if (name && (!*name || *name == '-' || strchr(name, '/') || strlen(name) > 200))
+        return cairn_cli_usage(cli, "invalid domain name '%s' for --name: 1-200 characters "
+                               "without '/', not starting with '-'", name);
     if (instant && format_s && strcmp(format_s, "qcow2") != 0)
         return cairn_cli_usage(cli, "--instant restores to qcow2 overlays: leave out --format");
     cairn_autofd sfd = -1;

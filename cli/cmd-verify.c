@@ -121,6 +121,9 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
                                "(a share), not both");
     if (subset && !cairn_parse_percent(subset, &percent, &gerr))
         return cairn_cli_usage(cli, "--read-data-subset: %s", gerr->message);
+    if (subset && percent <= 0.0)
+        return cairn_cli_usage(cli, "--read-data-subset: give more than 0%% (without the "
+                               "option, verify checks the structure and reads no chunk)");
 
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo && g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY) && argc == 1) {

@@ -53,8 +53,18 @@ cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv)
     g_autofree char *prg = g_strdup_printf("cairn %s", cli->command);
     g_set_prgname(prg);
     if (!g_option_context_parse(ctx, argc, argv, &gerr)) {
-        fprintf(stderr, "cairn %s: %s ('cairn %s --help' lists the options)\n", cli->command,
-                gerr->message, cli->command);
+        static const char *const global[] = { "--repo", "--key-file", "--lock-wait", "--quiet",
+                                              "-q", NULL };
+        const char *opt = strstr(gerr->message, "option ");
+        g_autofree char *name = opt ? g_strndup(opt + 7, strcspn(opt + 7, "=")) : NULL;
+        gboolean is_global = name && g_strv_contains(global, name);
+        if (is_global)
+            fprintf(stderr, "cairn %s: %s: it is a global option, it goes before the command "
+                    "('cairn --repo PATH %s ...')\n", cli->command, gerr->message,
+                    cli->command);
+        else
+            fprintf(stderr, "cairn %s: %s ('cairn %s --help' lists the options)\n", cli->command,
+                    gerr->message, cli->command);
         return FALSE;
     }
     return TRUE;
@@ -201,7 +211,9 @@ cairn_cli_signalfd(void)
 void
 cairn_cli_print_json(json_t *value)
 {
-    g_autofree char *s = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS);
+    /* 9 significant digits: 0.095042, not 0.095042000000000001 */
+    g_autofree char *s = json_dumps(value, JSON_INDENT(2) | JSON_SORT_KEYS |
+                                           JSON_REAL_PRECISION(9));
     fputs(s, stdout);
     fputc('\n', stdout);
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "repo/lock.h"
 
 static const struct {
     const char *name;
@@ -92,6 +93,17 @@ reap_idle_threads(void)
     }
 }
 
+static gboolean quiet;
+
+static void
+say_waiting(const char *conflict, int64_t wait_seconds)
+{
+    if (quiet)
+        return;
+    fprintf(stderr, "cairn: waiting up to %" G_GINT64_FORMAT " s for the repository: %s "
+            "(cairn --lock-wait DURATION COMMAND changes how long)\n", wait_seconds, conflict);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -123,8 +135,10 @@ main(int argc, char **argv)
         } else if (!strncmp(a, "--lock-wait", 11) &&
                    (v = opt_value(argc, argv, &i, "--lock-wait"))) {
             g_autoptr(GError) gerr = NULL;
-            if (!cairn_parse_duration(v, &cli.lock_wait, &gerr))
-                return cairn_cli_fail(&cli, gerr);
+            if (!cairn_parse_duration(v, &cli.lock_wait, &gerr)) {
+                fprintf(stderr, "cairn: --lock-wait: %s\n", gerr->message);
+                return 2;
+            }
         } else {
             fprintf(stderr, "cairn: unknown or incomplete global option '%s'\n", a);
             usage(stderr);
@@ -135,6 +149,8 @@ main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
+    quiet = cli.quiet;
+    cairn_lock_on_wait(say_waiting);
     const char *name = argv[i];
     for (size_t c = 0; c < G_N_ELEMENTS(commands); c++) {
         if (!strcmp(commands[c].name, name)) {

@@ -155,10 +155,20 @@ check_others(CairnLock *l, char **ret_conflict, GError **error)
     return TRUE;
 }
 
+/* set once at program start, read-only afterwards */
+static CairnLockWaitFunc wait_hook;
+
+void
+cairn_lock_on_wait(CairnLockWaitFunc fn)
+{
+    wait_hook = fn;
+}
+
 CairnLock *
 cairn_lock_acquire(CairnRepo *repo, CairnLockMode mode, const char *purpose,
                    int64_t wait_seconds, GError **error)
 {
+    gboolean told = FALSE;
     CairnLock *l = g_new0(CairnLock, 1);
     l->repo = repo;
     l->mode = mode;
@@ -186,13 +196,15 @@ cairn_lock_acquire(CairnRepo *repo, CairnLockMode mode, const char *purpose,
         cairn_backend_remove(cairn_repo_backend(repo), l->key, NULL);
         if (g_get_monotonic_time() >= deadline) {
             g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_LOCKED,
-                        "repository '%s' is locked: %s; retry when it is done%s",
-                        cairn_repo_location(repo), conflict,
-                        wait_seconds ? "" : ", or wait for it with --lock-wait DURATION");
+                        "repository '%s' is locked: %s; retry when it is done",
+                        cairn_repo_location(repo), conflict);
             l->repo = NULL;
             cairn_lock_release(l);
             return NULL;
         }
+        if (!told && wait_hook)
+            wait_hook(conflict, wait_seconds);
+        told = TRUE;
         /* back off with jitter so two racing lockers do not collide forever */
         g_usleep((delay_ms + g_random_int_range(0, (gint32) delay_ms)) * 1000);
         delay_ms = MIN(delay_ms * 2, 2000);

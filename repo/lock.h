@@ -21,6 +21,12 @@ typedef struct CairnLock CairnLock;
 /* wait_seconds: how long to keep retrying while a conflicting lock is held */
 CairnLock *cairn_lock_acquire(CairnRepo *repo, CairnLockMode mode, const char *purpose,
                               int64_t wait_seconds, GError **error);
+
+/* Told once per acquire when it starts waiting for a conflicting lock (which
+ * it describes), so that a program can say why it seems to hang. Set once
+ * at start (the CLI's main); NULL: silent. */
+typedef void (*CairnLockWaitFunc)(const char *conflict, int64_t wait_seconds);
+void cairn_lock_on_wait(CairnLockWaitFunc fn);
 /* Remove the lock (NULL-safe). */
 void cairn_lock_release(CairnLock *lock);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(CairnLock, cairn_lock_release)

@@ -156,7 +156,7 @@ resolve_named(GPtrArray *list, const char *spec, const char *at, GError **error)
     if (sel[0] == '~') {
         char *end;
         guint64 n = g_ascii_strtoull(sel + 1, &end, 10);
-        if (end == sel + 1 || *end) {
+        if (!g_ascii_isdigit(sel[1]) || end == sel + 1 || *end) {
             g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_INVALID,
                         "invalid snapshot '%s': after '~' comes a number, e.g. %s@~1", spec, name);
             return NULL;

@@ -432,6 +432,12 @@ cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char 
     g_autofree char *dir = g_path_get_dirname(path);
     g_autofree char *base = g_path_get_basename(path);
     g_autofree char *what = g_strdup_printf("to '%s'", path);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_INVALID,
+                    "cannot restore to '%s': the directory '%s' does not exist (create it "
+                    "first)", path, dir);
+        return FALSE;
+    }
     uint64_t stale = remove_stale_partials(dir, base); /* their space counts */
     if (!cairn_restore_check_space(dir, cairn_restore_space_needed(index, format), what, error))
         return FALSE;

@@ -282,6 +282,25 @@ cairn_restore_define(virConnectPtr conn, const char *name, const char *xml,
     return dom;
 }
 
+/* --keep-uuid: no other domain may have the UUID (libvirt would refuse the
+ * definition, after every disk was written) */
+gboolean
+cairn_restore_check_uuid(virConnectPtr conn, const char *uuid, const char *name, GError **error)
+{
+    virDomainPtr other = uuid ? virDomainLookupByUUIDString(conn, uuid) : NULL;
+    virResetLastError();
+    if (!other)
+        return TRUE;
+    g_autofree char *oname = g_strdup(virDomainGetName(other));
+    virDomainFree(other);
+    if (!strcmp(oname, name))
+        return TRUE; /* the domain replaced (--force) */
+    g_set_error(error, CAIRN_RESTORE_ERROR, CAIRN_RESTORE_ERROR_EXISTS,
+                "--keep-uuid: domain '%s' has the UUID %s: leave out --keep-uuid (a new UUID "
+                "is made), or undefine '%s' first", oname, uuid, oname);
+    return FALSE;
+}
+
 typedef struct {
     CairnRepo *repo;
     CairnIndex *index;
@@ -415,7 +434,8 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
     if (o->define || o->start) {
         if (!(conn = cairn_restore_connect(o->uri, error)) ||
             !cairn_restore_check_name(conn, r->name, o->force, (const char *const *) paths->pdata,
-                                      error)) {
+                                      error) ||
+            (o->keep_uuid && !cairn_restore_check_uuid(conn, m->uuid, r->name, error))) {
             if (conn)
                 virConnectClose(conn);
             for (guint i = 0; i < n; i++)

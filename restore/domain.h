@@ -47,6 +47,9 @@ virConnectPtr cairn_restore_connect(const char *uri, GError **error);
  * refusal names those that exist, as --force overwrites them. */
 gboolean cairn_restore_check_name(virConnectPtr conn, const char *name, gboolean force,
                                   const char *const *files, GError **error);
+/* --keep-uuid: fails when a domain other than 'name' has 'uuid'. */
+gboolean cairn_restore_check_uuid(virConnectPtr conn, const char *uuid, const char *name,
+                                  GError **error);
 /* Define xml, replacing the definition of a shut-off domain of that name
  * (checked with cairn_restore_check_name); xml_path is named in errors. */
 virDomainPtr cairn_restore_define(virConnectPtr conn, const char *name, const char *xml,

@@ -556,7 +556,8 @@ cairn_restore_instant(CairnRepo *repo, CairnSnapshot *snap, const CairnInstantOp
         g_ptr_array_add(paths, disks[i].overlay);
     g_ptr_array_add(paths, NULL);
     if (!cairn_restore_check_name(conn, r->name, b->force, (const char *const *) paths->pdata,
-                                  error))
+                                  error) ||
+        (b->keep_uuid && !cairn_restore_check_uuid(conn, m->uuid, r->name, error)))
         goto out;
     for (guint i = 0; i < p.n; i++)
         if (!cairn_restore_check_replace(conn, b->uri, disks[i].overlay, b->force, r->notes,

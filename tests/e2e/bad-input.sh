@@ -134,7 +134,7 @@ check "NAME@TIME before the oldest snapshot: names the oldest"
 bad "oldest" cairn show web01@2001-01-01
 check "restore-disk to a directory, or into a missing directory"
 bad "directory" cairn restore-disk web01@latest vda --to "$WORKDIR"
-bad "No such file" cairn restore-disk web01@latest vda --to "$WORKDIR/no-such-dir/x.raw"
+bad "does not exist (create it first)" cairn restore-disk web01@latest vda --to "$WORKDIR/no-such-dir/x.raw"
 [ ! -e "$WORKDIR/no-such-dir" ] || fail "restore created the missing directory"
 
 check "unknown disk name: the message lists the snapshot's disks"
