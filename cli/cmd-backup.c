@@ -236,7 +236,8 @@ cairn_cmd_backup(CairnCli *cli, int argc, char **argv)
         { "image", 0, 0, G_OPTION_ARG_FILENAME_ARRAY, &images,
           "back up this disk image instead of a domain (repeat for vda, vdb, ...)", "FILE" },
         { "name", 0, 0, G_OPTION_ARG_STRING, &name,
-          "snapshot name for --image (default: the first image's file name)", "NAME" },
+          "snapshot name for --image (default: the first image's file name without its "
+          "extension)", "NAME" },
         { "format", 0, 0, G_OPTION_ARG_STRING, &format,
           "image format for --image (default: probed by qemu-img)", "FMT" },
         { "tag", 0, 0, G_OPTION_ARG_STRING_ARRAY, &tags, "add a tag (repeatable)", "TAG" },

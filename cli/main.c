@@ -14,7 +14,7 @@ static const struct {
     const char *summary;
 } commands[] = {
     { "init", cairn_cmd_init, "create a repository" },
-    { "backup", cairn_cmd_backup, "back up disk images into a snapshot" },
+    { "backup", cairn_cmd_backup, "back up a libvirt domain, or disk images (--image)" },
     { "snapshots", cairn_cmd_snapshots, "list snapshots" },
     { "show", cairn_cmd_show, "show one snapshot" },
     { "verify", cairn_cmd_verify, "check snapshots (--read-data[-subset]: re-hash the data)" },
