@@ -543,6 +543,13 @@ backup_live(CairnJob *job, GError **error)
         return FALSE;
     job->result->app_consistent = job->frozen_ok;
     gboolean ok = cairn_job_read_disks(job, error);
+    if (!ok && !cairn_virt_is_active(job->dom)) {
+        /* QEMU went away (shut down, crashed, killed): its job went with it */
+        job->job_running = FALSE;
+        g_prefix_error(error, "domain '%s' stopped during the backup (its QEMU exited), "
+                       "nothing was published; back it up again (now shut off, it is read "
+                       "offline): ", job->info->name);
+    }
     cairn_job_end(job);
     if (!ok) {
         if (job->checkpoint)
@@ -668,15 +675,19 @@ cairn_backup_domain(CairnRepo *repo, const CairnBackupOptions *opts, CairnBackup
     }
 
     r->offline = !cairn_virt_is_active(job.dom);
+    int state = 0, reason = 0;
+    gboolean clean_off = r->offline && virDomainGetState(job.dom, &state, &reason, 0) == 0 &&
+                         state == VIR_DOMAIN_SHUTOFF && reason == VIR_DOMAIN_SHUTOFF_SHUTDOWN;
     if (!(r->offline ? cairn_job_backup_offline(&job, error) : backup_live(&job, error)))
         goto out;
+    r->consistency = r->app_consistent ? "application" : clean_off ? "shutdown" : "crash";
 
     if (!cairn_repo_put(repo, CAIRN_OBJECT_BLOB, job.inactive_xml, strlen(job.inactive_xml),
                         &m->domain_xml, NULL, error))
         goto out;
     m->has_domain_xml = TRUE;
     g_free(m->consistency);
-    m->consistency = g_strdup(r->app_consistent ? "application" : "crash");
+    m->consistency = g_strdup(r->consistency);
     if (!m->extra)
         m->extra = json_object();
     json_object_set_new(m->extra, "mode", json_string(job.base_checkpoint || job.base_bitmap

@@ -36,6 +36,9 @@ typedef struct {
     char *reason;        /* why full, NULL for incremental */
     gboolean offline;    /* the domain was shut off: read through qemu-nbd */
     gboolean app_consistent;
+    /* "application" (frozen by the guest agent), "shutdown" (shut off after
+     * the guest shut itself down), else "crash" */
+    const char *consistency;
     uint64_t virtual_size, bytes_read, bytes_new;
     double seconds;
     double libvirt_seconds; /* of seconds: waiting for libvirt (job start/end, checkpoints) */

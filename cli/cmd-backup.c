@@ -198,7 +198,7 @@ backup_domain(CairnCli *cli, CairnBackupOptions *o, gboolean json)
         g_autoptr(CairnJson) out = json_pack(
             "{s:s, s:s, s:s, s:s?, s:b, s:s, s:I, s:I, s:I, s:f, s:f, s:O, s:O}", "id", hex, "name",
             o->domain, "mode", r.mode, "reason", r.reason, "offline", r.offline, "consistency",
-            r.app_consistent ? "application" : "crash", "virtual_size",
+            r.consistency, "virtual_size",
             (json_int_t) r.virtual_size, "bytes_read", (json_int_t) r.bytes_read, "bytes_new",
             (json_int_t) r.bytes_new, "duration_seconds", r.seconds, "libvirt_seconds",
             r.libvirt_seconds, "disks", r.disks, "notes",
