@@ -149,20 +149,22 @@ cairn_backup_xml(const char *socket, const char *scratch_dir, const char *increm
     return g_string_free(s, FALSE);
 }
 
-char *
-cairn_checkpoint_xml(const char *name, GPtrArray *bitmap_targets, GPtrArray *no_bitmap_targets,
-                     GPtrArray *other_targets)
+/* <disks> of a checkpoint: a bitmap (named 'bitmap', NULL: as the
+ * checkpoint) for each of 'with', none for the others; closes the document */
+static char *
+checkpoint_disks(GString *s, const char *bitmap, GPtrArray *with, GPtrArray *without,
+                 GPtrArray *others)
 {
-    GString *s = g_string_new("<domaincheckpoint>\n");
-    g_autofree char *esc = g_markup_escape_text(name, -1);
-    g_string_append_printf(s, "  <name>%s</name>\n  <description>created by cairn for its "
-                           "next incremental backup</description>\n  <disks>\n", esc);
-    for (guint i = 0; i < bitmap_targets->len; i++) {
+    g_string_append(s, "  <disks>\n");
+    for (guint i = 0; i < with->len; i++) {
         g_string_append(s, "    <disk");
-        append_escaped(s, "name", bitmap_targets->pdata[i]);
-        g_string_append(s, " checkpoint='bitmap'/>\n");
+        append_escaped(s, "name", with->pdata[i]);
+        g_string_append(s, " checkpoint='bitmap'");
+        if (bitmap)
+            append_escaped(s, "bitmap", bitmap);
+        g_string_append(s, "/>\n");
     }
-    GPtrArray *none[] = { no_bitmap_targets, other_targets };
+    GPtrArray *none[] = { without, others };
     for (guint k = 0; k < G_N_ELEMENTS(none); k++)
         for (guint i = 0; none[k] && i < none[k]->len; i++) {
             g_string_append(s, "    <disk");
@@ -174,6 +176,17 @@ cairn_checkpoint_xml(const char *name, GPtrArray *bitmap_targets, GPtrArray *no_
 }
 
 char *
+cairn_checkpoint_xml(const char *name, GPtrArray *bitmap_targets, GPtrArray *no_bitmap_targets,
+                     GPtrArray *other_targets)
+{
+    GString *s = g_string_new("<domaincheckpoint>\n");
+    g_autofree char *esc = g_markup_escape_text(name, -1);
+    g_string_append_printf(s, "  <name>%s</name>\n  <description>created by cairn for its "
+                           "next incremental backup</description>\n", esc);
+    return checkpoint_disks(s, NULL, bitmap_targets, no_bitmap_targets, other_targets);
+}
+
+char *
 cairn_checkpoint_adopt_xml(const char *bitmap, int64_t created, GPtrArray *bitmap_targets,
                            GPtrArray *no_bitmap_targets)
 {
@@ -181,21 +194,8 @@ cairn_checkpoint_adopt_xml(const char *bitmap, int64_t created, GPtrArray *bitma
     g_autofree char *esc = g_markup_escape_text(bitmap, -1);
     g_string_append_printf(s, "  <name>%s</name>\n  <description>bitmaps of an offline backup "
                            "by cairn</description>\n  <creationTime>%" G_GINT64_FORMAT
-                           "</creationTime>\n  <disks>\n", esc, created);
-    for (guint i = 0; i < bitmap_targets->len; i++) {
-        g_string_append(s, "    <disk");
-        append_escaped(s, "name", bitmap_targets->pdata[i]);
-        g_string_append(s, " checkpoint='bitmap'");
-        append_escaped(s, "bitmap", bitmap);
-        g_string_append(s, "/>\n");
-    }
-    for (guint i = 0; no_bitmap_targets && i < no_bitmap_targets->len; i++) {
-        g_string_append(s, "    <disk");
-        append_escaped(s, "name", no_bitmap_targets->pdata[i]);
-        g_string_append(s, " checkpoint='no'/>\n");
-    }
-    g_string_append(s, "  </disks>\n</domaincheckpoint>\n");
-    return g_string_free(s, FALSE);
+                           "</creationTime>\n", esc, created);
+    return checkpoint_disks(s, bitmap, bitmap_targets, no_bitmap_targets, NULL);
 }
 
 gboolean

@@ -24,15 +24,22 @@ cairn_cli_fail(CairnCli *cli, GError *error)
     return 1;
 }
 
+static int
+report(CairnCli *cli, int status, const char *fmt, va_list ap)
+{
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    fprintf(stderr, "cairn %s: %s\n", cli->command ? cli->command : "", msg);
+    return status;
+}
+
 int
 cairn_cli_failf(CairnCli *cli, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    int status = report(cli, 1, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "cairn %s: %s\n", cli->command ? cli->command : "", msg);
-    return 1;
+    return status;
 }
 
 int
@@ -40,10 +47,9 @@ cairn_cli_usage(CairnCli *cli, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
-    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    int status = report(cli, 2, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "cairn %s: %s\n", cli->command ? cli->command : "", msg);
-    return 2;
+    return status;
 }
 
 gboolean

@@ -231,21 +231,17 @@ cairn_snapshot_resolve_in(GPtrArray *list, const char *spec, GError **error)
 static CairnSnapshot *
 resolve_id(CairnRepo *repo, const char *spec, GError **error)
 {
-    g_autoptr(GArray) ids = list_ref_ids(repo, error);
+    g_autoptr(GArray) ids = cairn_snapshot_match_ids(repo, spec, error);
     if (!ids)
         return NULL;
-    g_autofree char *lower = g_ascii_strdown(spec, -1);
     g_autoptr(GPtrArray) list = g_ptr_array_new_with_free_func((GDestroyNotify) cairn_snapshot_free);
     for (guint i = 0; i < ids->len; i++) {
-        const CairnId *id = &g_array_index(ids, CairnId, i);
-        char hex[CAIRN_ID_HEX_LEN + 1];
-        if (!g_str_has_prefix(cairn_id_to_hex(id, hex), lower))
-            continue;
-        CairnSnapshot *s = cairn_snapshot_load(repo, id, error);
+        CairnSnapshot *s = cairn_snapshot_load(repo, &g_array_index(ids, CairnId, i), error);
         if (!s)
             return NULL;
         g_ptr_array_add(list, s);
     }
+    g_autofree char *lower = g_ascii_strdown(spec, -1);
     CairnSnapshot *s = cairn_snapshot_resolve_in(list, lower, error);
     if (!s)
         return NULL;
