@@ -288,6 +288,7 @@ main(int argc, char **argv)
     cairn_daemon_load_state(&d);
     d.started = cairn_now();
     d.loop = g_main_loop_new(NULL, FALSE);
+    cairn_daemon_first_poll(&d, 10);
     if (!cairn_daemon_control_start(&d, &gerr)) {
         cairn_daemon_log(G_LOG_LEVEL_CRITICAL, NULL, NULL, 0, "%s", gerr->message);
         return 1;

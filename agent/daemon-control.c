@@ -100,7 +100,7 @@ do_run(CairnDaemon *d, const char *target)
         }
         for (guint i = 0; i < doms->len; i++) {
             CairnDaemonJob *j = cairn_daemon_find_active(d, JOB_BACKUP, p->name, doms->pdata[i]);
-            if (!j)
+            if (!j || cairn_daemon_job_snapshot_taken(j))
                 j = cairn_daemon_queue(d, JOB_BACKUP, p->name, doms->pdata[i], "manual",
                                        cairn_now());
             j->ignore_window = TRUE;
@@ -115,7 +115,7 @@ do_run(CairnDaemon *d, const char *target)
                 if (strcmp(doms->pdata[k], target))
                     continue;
                 CairnDaemonJob *j = cairn_daemon_find_active(d, JOB_BACKUP, q->name, target);
-                if (!j)
+                if (!j || cairn_daemon_job_snapshot_taken(j))
                     j = cairn_daemon_queue(d, JOB_BACKUP, q->name, target, "manual",
                                            cairn_now());
                 j->ignore_window = TRUE;

@@ -300,6 +300,13 @@ cairn_daemon_find_active(CairnDaemon *d, CairnJobKind kind, const char *policy,
     return NULL;
 }
 
+gboolean
+cairn_daemon_job_snapshot_taken(CairnDaemonJob *j)
+{
+    return j->state == JOB_RUNNING && j->kind == JOB_BACKUP && j->step < j->steps->len &&
+           ((Step *) j->steps->pdata[j->step])->type != STEP_BACKUP;
+}
+
 CairnDaemonJob *
 cairn_daemon_find_job(CairnDaemon *d, guint id)
 {
@@ -572,10 +579,20 @@ step_done(GObject *source, GAsyncResult *res, gpointer data)
         return;
     }
     if (why && (job->cancel_requested || job->timed_out)) {
-        finish_job(job, job->timed_out ? JOB_FAILED : JOB_CANCELLED,
-                   job->timed_out ? why : json_string_value(json_object_get(job->result,
-                                                                            "cancelled")));
-        return;
+        if (job->kind != JOB_BACKUP || step->type == STEP_BACKUP) {
+            finish_job(job, job->timed_out ? JOB_FAILED : JOB_CANCELLED,
+                       job->timed_out ? why : json_string_value(json_object_get(job->result,
+                                                                                "cancelled")));
+            return;
+        }
+        /* the snapshot is published: a push or prune stopped by the timeout
+         * or a cancel fails as that step would (a push stays queued), and
+         * the steps after it are left to the next run */
+        if (job->cancel_requested && !job->timed_out) {
+            g_free(why);
+            why = g_strdup_printf("%s: cancelled", step->label);
+        }
+        g_ptr_array_set_size(job->steps, job->step + 1);
     }
     const CairnPolicy *p = cairn_daemon_find_policy(d, job->policy);
     switch (step->type) {

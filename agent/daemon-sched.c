@@ -371,6 +371,26 @@ start_poll(CairnDaemon *d, GPtrArray *dirty_wanted)
     g_task_run_in_thread(task, poll_thread);
 }
 
+static gboolean
+first_poll_timeout(gpointer data)
+{
+    *(gboolean *) data = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+void
+cairn_daemon_first_poll(CairnDaemon *d, guint max_seconds)
+{
+    g_autoptr(GPtrArray) none = g_ptr_array_new_with_free_func(g_free);
+    start_poll(d, none);
+    gboolean late = FALSE;
+    guint t = g_timeout_add_seconds(max_seconds, first_poll_timeout, &late);
+    while (d->poll_running && !late)
+        g_main_context_iteration(NULL, TRUE);
+    if (!late)
+        g_source_remove(t);
+}
+
 /* ---- after a killed backup: end the libvirt job it left behind */
 
 typedef struct {

@@ -116,6 +116,9 @@ const CairnPolicy *cairn_daemon_find_policy(CairnDaemon *d, const char *name);
 /* the domains a policy covers now (names; empty when libvirt is unknown) */
 GPtrArray *cairn_daemon_policy_domains(CairnDaemon *d, const CairnPolicy *p);
 void cairn_daemon_schedule_tick(CairnDaemon *d);
+/* List libvirt's domains before the control socket opens (so that a 'run'
+ * right after the start knows them), waiting at most max_seconds. */
+void cairn_daemon_first_poll(CairnDaemon *d, guint max_seconds);
 /* schedule the next tick at least this soon (seconds) */
 void cairn_daemon_wake(CairnDaemon *d, double seconds);
 json_t *cairn_daemon_policies_json(CairnDaemon *d);
@@ -129,6 +132,9 @@ char *cairn_daemon_end_libvirt_job_finish(GAsyncResult *res);
 CairnDaemonJob *cairn_daemon_queue(CairnDaemon *d, CairnJobKind kind, const char *policy,
                                    const char *domain, const char *reason, int64_t not_before);
 /* a queued or running job of this kind/policy/domain */
+/* a backup job whose snapshot is taken (running its push or prune steps):
+ * a new request for the domain needs a new job */
+gboolean cairn_daemon_job_snapshot_taken(CairnDaemonJob *j);
 CairnDaemonJob *cairn_daemon_find_active(CairnDaemon *d, CairnJobKind kind, const char *policy,
                                          const char *domain);
 CairnDaemonJob *cairn_daemon_find_job(CairnDaemon *d, guint id);

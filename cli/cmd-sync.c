@@ -93,8 +93,12 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
     g_autoptr(CairnRemote) remote = cairn_remote_lookup(argv[1], &gerr);
     if (!remote)
         return cairn_cli_fail(cli, gerr);
+    /* push checks what the remote's snapshots need against the local
+     * indexes: an object lost or set aside there is sent again */
     CairnSyncOptions o = { .parallel = parallel ? (guint) parallel : remote->parallel,
-                           .bwlimit = remote->bwlimit, .dry_run = dry_run };
+                           .bwlimit = remote->bwlimit, .dry_run = dry_run,
+                           .repair_present = push };
+    cairn_cancel_on_signals(); /* SIGINT/SIGTERM: stop after the objects in flight, unlock */
     if (bw && !cairn_parse_size(bw, &o.bwlimit, &gerr))
         return cairn_cli_fail(cli, gerr);
 
@@ -152,10 +156,11 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
         for (guint i = 0; i < st.problems->len; i++)
             json_array_append_new(probs, json_string(st.problems->pdata[i]));
         g_autoptr(CairnJson) out = json_pack(
-            "{s:b, s:b, s:s, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:O}", "ok", ok,
+            "{s:b, s:b, s:s, s:i, s:i, s:i, s:i, s:I, s:I, s:I, s:I, s:I, s:f, s:O}", "ok", ok,
             "dry_run", dry_run, "remote", argv[1], "snapshots", (int) chosen->len,
             "snapshots_sent", (int) st.snapshots_sent, "snapshots_present",
-            (int) st.snapshots_present, "objects_sent", (json_int_t) st.objects_sent,
+            (int) st.snapshots_present, "snapshots_repaired", (int) st.snapshots_repaired,
+            "objects_sent", (json_int_t) st.objects_sent,
             "objects_present", (json_int_t) st.objects_present, "objects_rejected",
             (json_int_t) st.objects_rejected, "bytes_sent", (json_int_t) st.bytes_sent,
             "requests", (json_int_t) requests, "duration_seconds", st.seconds, "problems", probs);
@@ -167,6 +172,9 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
                " requests; %.1f s\n", dry_run ? "dry run: " : "", cli->command, argv[1],
                st.snapshots_sent, st.snapshots_sent == 1 ? "" : "s", st.snapshots_present,
                st.objects_sent, sent, st.objects_present, requests, st.seconds);
+        if (st.snapshots_repaired)
+            printf("%u snapshot%s already there lacked objects there: they were sent again\n",
+                   st.snapshots_repaired, st.snapshots_repaired == 1 ? "" : "s");
     }
     cairn_sync_stats_clear(&st);
     if (!ok)

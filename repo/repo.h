@@ -28,6 +28,7 @@ typedef enum {
     CAIRN_REPO_ERROR_NOT_FOUND,    /* no snapshot matches */
     CAIRN_REPO_ERROR_AMBIGUOUS,    /* an abbreviated id matches several */
     CAIRN_REPO_ERROR_INVALID,      /* bad argument or malformed input */
+    CAIRN_REPO_ERROR_FAILED,       /* an operation gave up (e.g. a sync whose target is down) */
 } CairnRepoError;
 
 #define CAIRN_REPO_FORMAT_VERSION 1

@@ -99,6 +99,13 @@ bucket_take(Bucket *bk, size_t bytes)
 
 /* ---- transfer ---- */
 
+/* objects made durable and named on the target together (a local target
+ * otherwise commits in batches of up to 4096: an interrupted pull would
+ * leave them all as temp files) */
+#define SLICE_OBJECTS 64
+/* transfers failing in a row (not rejected objects) before giving up */
+#define GIVE_UP_AFTER 16
+
 typedef struct {
     CairnRepo *src;
     CairnBackend *target;
@@ -107,6 +114,8 @@ typedef struct {
     GCond done_cond;
     guint outstanding;
     gboolean snapshot_failed;
+    guint failures_in_row;    /* transfers that failed for another reason than the object */
+    char *give_up;            /* set: stop, this is why */
     GHashTable *failed;       /* object keys that did not arrive (char*) */
     GHashTable *counted;      /* object keys already counted as present (char*) */
     GHashTable *sizes;        /* source object key -> stored size, for progress */
@@ -154,14 +163,26 @@ worker(gpointer data, gpointer user)
     Task *t = data;
     Sync *sy = user;
     g_autoptr(GError) gerr = NULL;
-    gboolean ok = transfer(sy, &t->id, &gerr);
+    g_mutex_lock(&sy->lock);
+    gboolean skip = sy->give_up != NULL || cairn_cancelled(); /* stop soon: the rest waits */
+    g_mutex_unlock(&sy->lock);
+    gboolean ok = !skip && transfer(sy, &t->id, &gerr);
     g_mutex_lock(&sy->lock);
     if (!ok) {
         sy->snapshot_failed = TRUE;
         g_hash_table_add(sy->failed, cairn_object_key(&t->id));
-        if (g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT))
+    }
+    if (!ok && !skip) {
+        gboolean rejected = g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT);
+        if (rejected)
             sy->st->objects_rejected++;
-        g_ptr_array_add(sy->st->problems, g_strdup(gerr->message));
+        else if (++sy->failures_in_row >= GIVE_UP_AFTER && !sy->give_up)
+            sy->give_up = g_strdup_printf("the last %u transfers failed, giving up (the last: "
+                                          "%s)", sy->failures_in_row, gerr->message);
+        if (!sy->give_up || rejected)
+            g_ptr_array_add(sy->st->problems, g_strdup(gerr->message));
+    } else if (ok) {
+        sy->failures_in_row = 0;
     }
     sy->outstanding--;
     g_cond_signal(&sy->done_cond);
@@ -223,8 +244,51 @@ key_set(CairnBackend *b, const char *prefix, GError **error)
     return set;
 }
 
+/* Send the objects in slices, each made durable before the next: what
+ * arrived survives an interruption. FALSE: stopped (signal, give-up). */
 static gboolean
-sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present, GError **error)
+send_objects(Sync *sy, GThreadPool *pool, GArray *missing, GError **error)
+{
+    for (guint i = 0; i < missing->len;) {
+        guint end = MIN(missing->len, i + SLICE_OBJECTS);
+        for (; i < end; i++) {
+            Task *t = g_new(Task, 1);
+            t->id = g_array_index(missing, CairnId, i);
+            if (sy->sizes) {
+                g_autofree char *k = cairn_object_key(&t->id);
+                sy->total_bytes += GPOINTER_TO_SIZE(g_hash_table_lookup(sy->sizes, k));
+            }
+            g_mutex_lock(&sy->lock);
+            sy->outstanding++;
+            g_mutex_unlock(&sy->lock);
+            g_thread_pool_push(pool, t, NULL);
+        }
+        g_mutex_lock(&sy->lock);
+        while (sy->outstanding > 0) {
+            g_cond_wait(&sy->done_cond, &sy->lock);
+            if (sy->opts->progress)
+                sy->opts->progress(sy->done_bytes, sy->total_bytes, sy->opts->progress_data);
+        }
+        g_autofree char *give_up = g_strdup(sy->give_up);
+        g_mutex_unlock(&sy->lock);
+        if (!cairn_backend_flush(sy->target, error))
+            return FALSE;
+        if (give_up) {
+            g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_FAILED,
+                        "%s; what arrived is kept: run it again to resume", give_up);
+            return FALSE;
+        }
+        if (cairn_cancelled()) {
+            cairn_set_cancelled(error, "stopped (what arrived is kept: run it again to resume)");
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static gboolean
+sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
+         gboolean published, GError **error)
 {
     g_autoptr(GArray) missing = g_array_new(FALSE, FALSE, sizeof(CairnId));
     guint64 already = 0;
@@ -239,30 +303,19 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present, GEr
             sy->st->objects_rejected++;
         return TRUE;
     }
+    g_autofree char *mkey = cairn_object_key(&s->id);
+    if (published && missing->len == 0 && g_hash_table_contains(present, mkey)) {
+        sy->st->snapshots_present++;
+        return TRUE;
+    }
     sy->st->objects_present += already;
     sy->snapshot_failed = FALSE;
     if (sy->opts->dry_run) {
         sy->st->objects_sent += missing->len;
         return TRUE;
     }
-    for (guint i = 0; i < missing->len; i++) {
-        Task *t = g_new(Task, 1);
-        t->id = g_array_index(missing, CairnId, i);
-        if (sy->sizes) {
-            g_autofree char *k = cairn_object_key(&t->id);
-            sy->total_bytes += GPOINTER_TO_SIZE(g_hash_table_lookup(sy->sizes, k));
-        }
-        g_mutex_lock(&sy->lock);
-        sy->outstanding++;
-        g_mutex_unlock(&sy->lock);
-        g_thread_pool_push(pool, t, NULL);
-    }
+    gboolean sent = send_objects(sy, pool, missing, error);
     g_mutex_lock(&sy->lock);
-    while (sy->outstanding > 0) {
-        g_cond_wait(&sy->done_cond, &sy->lock);
-        if (sy->opts->progress)
-            sy->opts->progress(sy->done_bytes, sy->total_bytes, sy->opts->progress_data);
-    }
     gboolean failed = sy->snapshot_failed;
     g_mutex_unlock(&sy->lock);
     for (guint i = 0; i < missing->len; i++) {
@@ -274,6 +327,8 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present, GEr
             g_hash_table_add(present, g_steal_pointer(&k));
         }
     }
+    if (!sent)
+        return FALSE;
     if (failed)
         return TRUE; /* reported in problems; this snapshot stays unpublished */
     /* everything it references is there and durable: manifest, then ref */
@@ -288,6 +343,11 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present, GEr
             return TRUE;
         }
         return FALSE;
+    }
+    if (published) { /* its ref was there: what it lacked is back */
+        sy->st->snapshots_present++;
+        sy->st->snapshots_repaired++;
+        return cairn_backend_flush(sy->target, error);
     }
     if (!cairn_backend_flush(sy->target, error) ||
         !cairn_backend_put(sy->target, ref, body, strlen(body), CAIRN_PUT_REPLACE, NULL, error) ||
@@ -335,11 +395,12 @@ cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
         CairnSnapshot *s = snapshots->pdata[i];
         char hex[CAIRN_ID_HEX_LEN + 1];
         g_autofree char *ref = g_strconcat("snapshots/", cairn_id_to_hex(&s->id, hex), NULL);
-        if (g_hash_table_contains(refs, ref)) {
+        gboolean published = g_hash_table_contains(refs, ref);
+        if (published && !opts->repair_present) {
             st->snapshots_present++;
             continue;
         }
-        ok = sync_one(&sy, pool, s, present, error);
+        ok = sync_one(&sy, pool, s, present, published, error);
     }
 out:
     if (pool)
@@ -349,6 +410,7 @@ out:
     g_mutex_clear(&sy.bucket.lock);
     g_hash_table_unref(sy.failed);
     g_hash_table_unref(sy.counted);
+    g_free(sy.give_up);
     if (sy.sizes)
         g_hash_table_unref(sy.sizes);
     st->seconds = (double) (g_get_monotonic_time() - t0) / 1e6;

@@ -4,8 +4,12 @@
  * blobs, disk indexes, chunks) minus the objects the target already has,
  * verifying every object before it is written, then publishes the
  * snapshot's ref on the target last. What the target has is learned from one
- * listing, not a request per object. An interrupted sync leaves only
- * unreferenced objects; the next run skips whatever arrived whole. */
+ * listing, not a request per object. Objects are made durable on the target
+ * every few hundred (not only at the end): an interrupted sync leaves only
+ * unreferenced objects, and the next run skips whatever arrived whole.
+ * cairn_cancelled() (SIGINT/SIGTERM) stops it after the objects in flight;
+ * after many transfers in a row failed (an endpoint down or hung) it gives
+ * up as a whole instead of trying every object. */
 #pragma once
 
 #include "repo/snapshot.h"
@@ -14,6 +18,10 @@ typedef struct {
     guint parallel;     /* objects in flight (default 8) */
     uint64_t bwlimit;   /* bytes per second, 0 = unlimited */
     gboolean dry_run;
+    /* snapshots already on the target are checked too: objects they need
+     * that the target lacks (lost, or set aside as damaged by verify there)
+     * are sent again (push: the source's indexes are local) */
+    gboolean repair_present;
     void (*progress)(uint64_t done_bytes, uint64_t total_bytes, gpointer data);
     gpointer progress_data;
 } CairnSyncOptions;
@@ -21,6 +29,7 @@ typedef struct {
 typedef struct {
     guint snapshots_sent;
     guint snapshots_present;  /* already on the target */
+    guint snapshots_repaired; /* of them: objects they lacked there were sent */
     guint64 objects_sent;
     guint64 objects_present;  /* skipped: the target has them */
     guint64 bytes_sent;       /* stored bytes written to the target */

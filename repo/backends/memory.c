@@ -15,6 +15,8 @@ typedef struct {
     CairnBackend base;
     GMutex lock;
     GHashTable *values; /* char* -> MemValue* */
+    char *fail_prefix;  /* test hook: puts of these keys fail */
+    guint failed_puts;
 } CairnMemoryBackend;
 
 static void
@@ -51,6 +53,12 @@ mem_put(CairnBackend *b, const char *key, const void *data, size_t len, CairnPut
 {
     CairnMemoryBackend *m = as_memory(b);
     g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
+    if (m->fail_prefix && g_str_has_prefix(key, m->fail_prefix)) {
+        m->failed_puts++;
+        g_set_error(error, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_IO,
+                    "cannot put '%s': connection refused (test)", key);
+        return FALSE;
+    }
     if (mode == CAIRN_PUT_IF_ABSENT && g_hash_table_contains(m->values, key)) {
         *ret_created = FALSE;
         return TRUE;
@@ -108,6 +116,7 @@ mem_free(CairnBackend *b)
 {
     CairnMemoryBackend *m = as_memory(b);
     g_hash_table_unref(m->values);
+    g_free(m->fail_prefix);
     g_mutex_clear(&m->lock);
     g_free(b->location);
     g_free(m);
@@ -133,6 +142,19 @@ cairn_backend_memory_new(void)
     m->values = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify) mem_value_free);
     return &m->base;
+}
+
+/* test hook: puts of keys starting with prefix fail (NULL: none); returns
+ * how many failed so far */
+guint cairn_backend_memory_fail_puts(CairnBackend *b, const char *prefix);
+guint
+cairn_backend_memory_fail_puts(CairnBackend *b, const char *prefix)
+{
+    CairnMemoryBackend *m = as_memory(b);
+    g_autoptr(GMutexLocker) locker = g_mutex_locker_new(&m->lock);
+    g_free(m->fail_prefix);
+    m->fail_prefix = g_strdup(prefix);
+    return m->failed_puts;
 }
 
 /* test hook: overwrite a stored value (corruption tests) */

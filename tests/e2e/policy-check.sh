@@ -313,9 +313,10 @@ os.pwrite(fd, bytes([b[0] ^ 0xFF]), off)
 os.close(fd)' "$P9"
 info "flipped one byte of chunk $C9"
 
+# --no-repair: the damaged chunk stays in place for the sampling check below
 check "a corrupt chunk: found by --read-data-subset 100%, named, exit status 1"
 rc=0
-cairn verify --read-data-subset 100% >"$OUT" 2>"$ERR" || rc=$?
+cairn verify --read-data-subset 100% --no-repair >"$OUT" 2>"$ERR" || rc=$?
 assert_eq "$rc" 1 "exit status of verify --read-data-subset 100%"
 assert_contains "$ERR" "$C9" "stderr of verify --read-data-subset 100%"
 assert_contains "$ERR" "${SNAP:0:16}" "stderr of verify --read-data-subset 100%"
@@ -326,7 +327,7 @@ runs=0 found=0
 while [ "$runs" -lt 200 ] && [ "$found" -eq 0 ]; do
     runs=$((runs + 1))
     rc=0
-    cairn verify --read-data-subset 10% >/dev/null 2>"$ERR" || rc=$?
+    cairn verify --read-data-subset 10% --no-repair >/dev/null 2>"$ERR" || rc=$?
     case $rc in
         0) ;;
         1) assert_contains "$ERR" "$C9" "stderr of verify --read-data-subset 10%"; found=1 ;;

@@ -117,5 +117,30 @@ for s in big:big small1:s1 small2:s2; do
     rm -f "$WORKDIR/out.raw"
 done
 
+check "SIGTERM mid-pull into a directory: it stops, says so, leaves no lock; the next pull resumes"
+PULLED=$WORKDIR/pulled
+REPO_SAVED=$REPO
+REPO=$PULLED
+bg_cairn "$WORKDIR/pull.out" "$WORKDIR/pull.err" pull off --bwlimit 15M --parallel 4
+PID=$BG_PID
+# the objects of the first slices are named once their slice is durable
+wait_for "[ \$(count_objects '$PULLED' 2>/dev/null || echo 0) -ge 40 ] || ! group_alive $PID" 90 ||
+    fail "the pull did not store 40 objects"
+kill -TERM "$PID"
+rc=0
+wait "$PID" || rc=$?
+sed 's/^/    stderr: /' "$WORKDIR/pull.err"
+assert_gt "$rc" 0 "exit status of the pull stopped by SIGTERM"
+assert_contains "$WORKDIR/pull.err" "interrupted by SIGTERM" "the pull's error"
+assert_eq "$(find "$PULLED/locks" -type f 2>/dev/null | wc -l)" 0 "locks left in the pulled repository"
+assert_eq "$(s3_count $BUCKET kvm/locks/)" 0 "locks left on the bucket"
+HAD=$(count_objects "$PULLED")
+info "stopped with $HAD objects in the pulled repository"
+cairn pull off --json >"$J.repull" || { cat "$J.repull"; fail "the resumed pull failed"; }
+assert_eq "$(json_get "$J.repull" objects_sent)" $((TOTAL - HAD)) \
+    "objects the resumed pull sent (what the stopped one stored is kept)"
+cairn verify --read-data >/dev/null || fail "verify --read-data of the resumed pull"
+REPO=$REPO_SAVED
+
 check "cluster down, no process left behind"
 finish_s3

@@ -69,6 +69,21 @@ assert_eq "$(json_get "$J.p2" objects_sent)" 0 "second push: objects_sent"
 assert_eq "$(json_get "$J.p2" snapshots_present)" 1 "second push: snapshots_present"
 assert_le "$(json_get "$J.p2" requests)" 4 "second push: requests (a listing, not one per object)"
 
+check "an object lost on the bucket: the next push sends it again (snapshots_repaired)"
+LOST=$(head -c "$MIB" "$IMG" | sha256sum | cut -d' ' -f1)
+code=$(s3_curl -o /dev/null -w '%{http_code}' -X DELETE "$S3_ENDPOINT/cairn-one/kvm/objects/${LOST:0:2}/$LOST")
+[ "$code" = 204 ] || fail "cannot delete the chunk from the bucket (HTTP $code)"
+assert_eq "$(s3_count cairn-one "kvm/objects/${LOST:0:2}/$LOST")" 0 "the lost chunk on the bucket"
+cairn push one --json >"$J.prep"
+assert_eq "$(json_get "$J.prep" ok)" true "repairing push ok"
+assert_eq "$(json_get "$J.prep" objects_sent)" 1 "repairing push: objects_sent"
+assert_eq "$(json_get "$J.prep" snapshots_repaired)" 1 "repairing push: snapshots_repaired"
+assert_eq "$(json_get "$J.prep" snapshots_sent)" 0 "repairing push: snapshots_sent"
+"$CAIRN_BIN" --repo one verify --read-data >"$WORKDIR/v2.out" 2>&1 || {
+    cat "$WORKDIR/v2.out" >&2
+    fail "verify --read-data on the bucket after the repairing push"
+}
+
 check "change 1 MiB (one chunk), backup, push: about one chunk goes up"
 cp "$IMG" "$WORKDIR/vm1-v1.raw"
 overwrite_random "$IMG" $((5 * MIB)) "$MIB"
