@@ -108,21 +108,30 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
     if (push) {
         if (!(src = cairn_cli_open_repo(cli, &gerr)))
             return cairn_cli_fail(cli, gerr);
-        dst_backend = cairn_remote_open_backend(remote, TRUE, &gerr);
+        dst_backend = cairn_remote_open_backend(remote, !dry_run, &gerr);
     } else {
         CairnBackend *rb = cairn_remote_open_backend(remote, FALSE, &gerr);
         if (!rb || !(src = cairn_repo_open_backend(rb, cli->key_file, &gerr)))
             return cairn_cli_fail(cli, gerr);
-        dst_backend = cairn_backend_open(cli->repo_location, TRUE, &gerr);
+        dst_backend = cairn_backend_open(cli->repo_location, !dry_run, &gerr);
+    }
+    if (!dst_backend && dry_run &&
+        g_error_matches(gerr, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_NOT_FOUND)) {
+        g_clear_error(&gerr); /* a dry run into nothing yet: everything would move */
+        dst_backend = cairn_backend_memory_new();
     }
     if (!dst_backend)
         return cairn_cli_fail(cli, gerr);
-    if (!cairn_sync_prepare_target(src, dst_backend, &gerr)) {
+    gboolean empty = FALSE;
+    if (!cairn_sync_prepare_target(src, dst_backend, dry_run, &empty, &gerr)) {
         cairn_backend_free(dst_backend);
         return cairn_cli_fail(cli, gerr);
     }
-    if (!(dst = cairn_repo_open_backend(dst_backend, cli->key_file, &gerr)))
+    /* a dry run against an empty target: its backend alone (no config to open) */
+    g_autoptr(CairnBackend) bare = dry_run && empty ? dst_backend : NULL;
+    if (!bare && !(dst = cairn_repo_open_backend(dst_backend, cli->key_file, &gerr)))
         return cairn_cli_fail(cli, gerr);
+    CairnBackend *dstb = bare ? bare : cairn_repo_backend(dst);
     g_autoptr(CairnLock) src_lock = NULL, dst_lock = NULL;
     if (!dry_run &&
         (!(src_lock = cairn_lock_acquire(src, CAIRN_LOCK_SHARED, push ? "push" : "pull",
@@ -137,7 +146,7 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
     if (!chosen)
         return cairn_cli_fail(cli, gerr);
 
-    guint64 req0 = requests_of(cairn_repo_backend(src)) + requests_of(cairn_repo_backend(dst));
+    guint64 req0 = requests_of(cairn_repo_backend(src)) + requests_of(dstb);
     CairnCliProgress progress;
     cairn_cli_progress_init(&progress, cli, cli->command);
     if (progress.active || progress.fd >= 0) {
@@ -145,10 +154,10 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
         o.progress_data = &progress;
     }
     CairnSyncStats st;
-    gboolean ok = cairn_sync(src, cairn_repo_backend(dst), chosen, &o, &st, &gerr);
+    gboolean ok = cairn_sync(src, dstb, chosen, &o, &st, &gerr);
     cairn_cli_progress_done(&progress);
     guint64 requests = requests_of(cairn_repo_backend(src)) +
-                       requests_of(cairn_repo_backend(dst)) - req0;
+                       requests_of(dstb) - req0;
     for (guint i = 0; i < st.problems->len; i++)
         fprintf(stderr, "cairn %s: %s\n", cli->command, (char *) st.problems->pdata[i]);
     if (json) {

@@ -105,7 +105,7 @@ pull_one(CairnCli *cli, CairnRemote *remote, CairnRepo *remote_repo, CairnSnapsh
          GError **error)
 {
     g_autoptr(CairnBackend) local = cairn_backend_open(cli->repo_location, TRUE, error);
-    if (!local || !cairn_sync_prepare_target(remote_repo, local, error))
+    if (!local || !cairn_sync_prepare_target(remote_repo, local, FALSE, NULL, error))
         return NULL;
     g_autoptr(CairnRepo) lrepo = cairn_repo_open_backend(g_steal_pointer(&local), cli->key_file,
                                                          error);

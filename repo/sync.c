@@ -31,8 +31,11 @@ encryption_identity(json_t *cfg)
 }
 
 gboolean
-cairn_sync_prepare_target(CairnRepo *src, CairnBackend *target, GError **error)
+cairn_sync_prepare_target(CairnRepo *src, CairnBackend *target, gboolean check_only,
+                          gboolean *ret_empty, GError **error)
 {
+    if (ret_empty)
+        *ret_empty = FALSE;
     const char *mine = cairn_repo_config_text(src);
     g_autoptr(GError) gerr = NULL;
     g_autoptr(GBytes) theirs = cairn_backend_get(target, "config", &gerr);
@@ -43,6 +46,10 @@ cairn_sync_prepare_target(CairnRepo *src, CairnBackend *target, GError **error)
         }
         /* an empty target becomes a copy: same chunk size, same encryption
          * identity (it never sees the key), so objects keep their names */
+        if (ret_empty)
+            *ret_empty = TRUE;
+        if (check_only)
+            return TRUE;
         return cairn_backend_put(target, "config", mine, strlen(mine), CAIRN_PUT_IF_ABSENT,
                                  NULL, error) &&
                cairn_backend_flush(target, error);
@@ -312,6 +319,17 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
     sy->snapshot_failed = FALSE;
     if (sy->opts->dry_run) {
         sy->st->objects_sent += missing->len;
+        if (!g_hash_table_contains(present, mkey))
+            sy->st->objects_sent++; /* the manifest */
+        if (published) {
+            sy->st->snapshots_repaired++;
+            sy->st->snapshots_present++;
+        } else {
+            sy->st->snapshots_sent++;
+        }
+        /* what later snapshots share with this one is counted once */
+        for (guint i = 0; i < missing->len; i++)
+            g_hash_table_add(present, cairn_object_key(&g_array_index(missing, CairnId, i)));
         return TRUE;
     }
     gboolean sent = send_objects(sy, pool, missing, error);

@@ -41,9 +41,11 @@ typedef struct {
 void cairn_sync_stats_clear(CairnSyncStats *st);
 
 /* Make 'target' a repository compatible with 'src' (same chunk size and
- * encryption identity): an empty target receives src's config; a different
- * one is refused with an explanation. */
-gboolean cairn_sync_prepare_target(CairnRepo *src, CairnBackend *target, GError **error);
+ * encryption identity): an empty target receives src's config (unless
+ * check_only: a dry run changes nothing; *ret_empty says it is empty); a
+ * different one is refused with an explanation. */
+gboolean cairn_sync_prepare_target(CairnRepo *src, CairnBackend *target, gboolean check_only,
+                                   gboolean *ret_empty, GError **error);
 
 /* Copy the given snapshots (CairnSnapshot* of src) to target. Returns FALSE
  * when anything failed (including rejected objects, after copying the rest). */

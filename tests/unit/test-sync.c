@@ -55,7 +55,7 @@ setup(void **state)
     assert_true(cairn_index_store(f->src, index, &d->index, NULL, &error));
     assert_true(cairn_snapshot_publish(f->src, m, &f->snap, &error));
     f->target = cairn_backend_memory_new();
-    assert_true(cairn_sync_prepare_target(f->src, f->target, &error));
+    assert_true(cairn_sync_prepare_target(f->src, f->target, FALSE, NULL, &error));
     *state = f;
     return 0;
 }
@@ -133,12 +133,34 @@ test_push_gives_up_on_a_dead_target(void **state)
     cairn_sync_stats_clear(&st);
 }
 
+/* a dry run writes nothing, not even the config, and counts what a push sends */
+static void
+test_dry_run_changes_nothing(void **state)
+{
+    Fx *f = *state;
+    g_autoptr(CairnBackend) fresh = cairn_backend_memory_new();
+    g_autoptr(GError) error = NULL;
+    gboolean empty = FALSE;
+    assert_true(cairn_sync_prepare_target(f->src, fresh, TRUE, &empty, &error));
+    assert_true(empty);
+    g_autoptr(GPtrArray) list = cairn_snapshot_list(f->src, NULL, &error);
+    CairnSyncOptions o = { .parallel = 4, .dry_run = TRUE, .repair_present = TRUE };
+    CairnSyncStats st;
+    assert_true(cairn_sync(f->src, fresh, list, &o, &st, &error));
+    assert_int_equal(st.snapshots_sent, 1);
+    assert_int_equal(st.objects_sent, CHUNKS + 2);
+    cairn_sync_stats_clear(&st);
+    g_autoptr(GPtrArray) keys = cairn_backend_list(fresh, "", &error);
+    assert_int_equal(keys->len, 0);
+}
+
 int
 main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_push_repairs_a_lost_object, setup, teardown),
         cmocka_unit_test_setup_teardown(test_push_gives_up_on_a_dead_target, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dry_run_changes_nothing, setup, teardown),
     };
     return cmocka_run_group_tests_name("sync", tests, NULL, NULL);
 }
