@@ -275,6 +275,13 @@ main(int argc, char **argv)
                           : g_build_filename(cairn_run_dir(), "cairnd.sock", NULL);
     use_journal = g_log_writer_is_journald(fileno(stderr));
 
+    /* every job step runs it: a daemon that cannot is refused at once */
+    if (!g_file_test(c->cairn_bin, G_FILE_TEST_IS_EXECUTABLE)) {
+        fprintf(stderr, "cairnd: the cairn command its jobs run, '%s', is not an executable "
+                "file: install cairn ('make install'), or name it with $CAIRN_BIN\n",
+                c->cairn_bin);
+        return 1;
+    }
     d.jobs = g_ptr_array_new_with_free_func((GDestroyNotify) cairn_daemon_job_free);
     gboolean policies_ok = cairn_daemon_load_policies(&d, TRUE);
     if (check)
