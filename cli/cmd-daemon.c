@@ -160,7 +160,9 @@ cairn_cmd_status(CairnCli *cli, int argc, char **argv)
         return status;
     if (json) {
         cairn_cli_print_json(r);
-        return 0;
+        /* as the text form: a refused policy file is a problem to act on */
+        return json_array_size(json_object_get(json_object_get(r, "daemon"),
+                                               "policy_errors")) ? 1 : 0;
     }
     json_t *d = json_object_get(r, "daemon");
     g_autofree char *started = fmt_time(json_object_get(d, "started"));

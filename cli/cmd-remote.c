@@ -44,8 +44,27 @@ remote_add(CairnCli *cli, int argc, char **argv)
         return cairn_cli_usage(cli, "URL '%s' must start with s3:// or file://", argv[2]);
     if (style && strcmp(style, "path") && strcmp(style, "virtual"))
         return cairn_cli_usage(cli, "--style must be 'path' or 'virtual'");
+    /* what can never work is refused now, not at the first push */
+    const char *rest = strstr(argv[2], "://") + 3;
+    if (g_str_has_prefix(argv[2], "s3://") && (!*rest || *rest == '/'))
+        return cairn_cli_usage(cli, "URL '%s' names no bucket: s3://BUCKET[/PREFIX]", argv[2]);
+    if (g_str_has_prefix(argv[2], "file://") && *rest != '/')
+        return cairn_cli_usage(cli, "URL '%s' is relative: file:///ABSOLUTE/PATH (cairnd runs "
+                               "in /)", argv[2]);
+    if (endpoint && !g_str_has_prefix(endpoint, "http://") &&
+        !g_str_has_prefix(endpoint, "https://"))
+        return cairn_cli_usage(cli, "--endpoint '%s' is not a URL: http://HOST:PORT or "
+                               "https://HOST", endpoint);
+    g_autofree char *creds_abs = creds ? g_canonicalize_filename(creds, NULL) : NULL;
+    g_autofree char *ca_abs = ca ? g_canonicalize_filename(ca, NULL) : NULL;
+    if (creds_abs && !g_file_test(creds_abs, G_FILE_TEST_IS_REGULAR))
+        return cairn_cli_failf(cli, "--credentials '%s': no such file (it holds "
+                               "access_key_id = ... and secret_access_key = ..., mode 0600)",
+                               creds_abs);
+    if (ca_abs && !g_file_test(ca_abs, G_FILE_TEST_IS_REGULAR))
+        return cairn_cli_failf(cli, "--ca-file '%s': no such file", ca_abs);
     CairnRemote r = { .name = argv[1], .url = argv[2], .endpoint = endpoint, .region = region,
-                      .style = style, .credentials = creds, .ca_file = ca,
+                      .style = style, .credentials = creds_abs, .ca_file = ca_abs,
                       .insecure = insecure };
     g_autoptr(GError) gerr = NULL;
     if (!cairn_remote_save(&r, force, &gerr))

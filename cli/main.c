@@ -95,6 +95,24 @@ reap_idle_threads(void)
 
 static gboolean quiet;
 
+/* GLib messages (a warning of a background thread, such as the lock's
+ * refresher) in cairn's own format: "cairn: warning: ..." */
+static GLogWriterOutput
+log_writer(GLogLevelFlags level, const GLogField *fields, gsize n_fields, gpointer data)
+{
+    const char *msg = NULL;
+    for (gsize i = 0; i < n_fields; i++)
+        if (!strcmp(fields[i].key, "MESSAGE"))
+            msg = fields[i].value;
+    if (level & (G_LOG_LEVEL_DEBUG | G_LOG_LEVEL_INFO))
+        return g_log_writer_default(level, fields, n_fields, data); /* G_MESSAGES_DEBUG */
+    const char *what = level & (G_LOG_LEVEL_ERROR | G_LOG_LEVEL_CRITICAL) ? "error"
+                       : level & G_LOG_LEVEL_WARNING                   ? "warning"
+                                                                        : "note";
+    fprintf(stderr, "cairn: %s: %s\n", what, msg ? msg : "(no message)");
+    return G_LOG_WRITER_HANDLED;
+}
+
 static void
 say_waiting(const char *conflict, int64_t wait_seconds)
 {
@@ -108,6 +126,7 @@ int
 main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
+    g_log_set_writer_func(log_writer, NULL, NULL);
     CairnCli cli = { .lock_wait = 600 };
     cli.repo_location = g_getenv("CAIRN_REPO");
     cli.key_file = g_getenv("CAIRN_KEY_FILE");

@@ -206,6 +206,12 @@ cairn_remote_lookup(const char *name_or_url, GError **error)
     return cairn_remote_load_file(path, name_or_url, error);
 }
 
+static gint
+by_name(gconstpointer a, gconstpointer b)
+{
+    return g_ascii_strcasecmp(*(const char *const *) a, *(const char *const *) b);
+}
+
 GPtrArray *
 cairn_remote_list(GError **error)
 {
@@ -216,7 +222,7 @@ cairn_remote_list(GError **error)
     while (d && (e = g_dir_read_name(d)))
         if (g_str_has_suffix(e, ".conf"))
             g_ptr_array_add(names, g_strndup(e, strlen(e) - 5));
-    g_ptr_array_sort(names, (GCompareFunc) g_ascii_strcasecmp);
+    g_ptr_array_sort(names, by_name);
     return names;
 }
 

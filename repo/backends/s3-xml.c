@@ -332,11 +332,12 @@ cairn_s3_error_new(const CairnS3ErrorContext *ctx, long status, const char *code
     if (code_is(code, "SignatureDoesNotMatch"))
         return g_error_new(q, CAIRN_BACKEND_ERROR_PERMISSION,
                            "%s: secret key does not match for access key '%s' at %s "
-                           "(check AWS_SECRET_ACCESS_KEY)", what, ak, ep);
+                           "(check secret_access_key in the remote's credentials file, or "
+                           "$AWS_SECRET_ACCESS_KEY)", what, ak, ep);
     if (code_is(code, "InvalidAccessKeyId"))
         return g_error_new(q, CAIRN_BACKEND_ERROR_PERMISSION,
-                           "%s: access key '%s' is not known at %s (check AWS_ACCESS_KEY_ID)",
-                           what, ak, ep);
+                           "%s: access key '%s' is not known at %s (check access_key_id in the "
+                           "remote's credentials file, or $AWS_ACCESS_KEY_ID)", what, ak, ep);
     if (code_is(code, "RequestTimeTooSkewed"))
         return g_error_new(q, CAIRN_BACKEND_ERROR_PERMISSION,
                            "%s: the clock of this host is off by more than 15 minutes from "

@@ -206,7 +206,9 @@ EOF
     wait_for "tail -n +$((logn + 1)) '$WORKDIR/cairnd.log' | grep -q 'hup.conf:4:'" 10 ||
         fail "no FILE:LINE error for the broken policy in the log: $(tail -n 5 "$WORKDIR/cairnd.log")"
     tail -n +$((logn + 1)) "$WORKDIR/cairnd.log" | grep 'hup.conf:4:' | sed 's/^/    log: /'
-    cairn_status >"$WORKDIR/st.json" || true
+    local strc=0
+    cairn_status >"$WORKDIR/st.json" || strc=$?
+    assert_eq "$strc" 1 "exit status of status --json with a refused policy file"
     assert_eq "$(json_eval "$WORKDIR/st.json" "[p['schedule'] for p in j['policies'] if p['name'] == 'hup'][0]")" \
         "*-*-* 03:17:00" "schedule in force"
     assert_eq "$(json_eval "$WORKDIR/st.json" "len(j['daemon']['policy_errors'])")" 1 "policy errors shown"
@@ -224,7 +226,7 @@ EOF
     kill -HUP "$CAIRND_PID"
     wait_for "cairn_jobs >'$WORKDIR/jobs.json' && [ \"\$(json_eval '$WORKDIR/jobs.json' \"len([x for x in j if x['policy'] == 'hup' and x['state'] == 'succeeded'])\")\" -ge 1 ]" 30 ||
         fail "the new schedule did not run a backup"
-    cairn_status >"$WORKDIR/st.json" || true
+    cairn_status >"$WORKDIR/st.json" || fail "status --json after the fix exited non-zero"
     assert_eq "$(json_eval "$WORKDIR/st.json" "len(j['daemon']['policy_errors'])")" 0 "policy errors after the fix"
     stop_cairnd
     check "sd_notify: RELOADING=1 and READY=1 at each reload, STOPPING=1 at the stop"
