@@ -161,7 +161,7 @@ handle(CairnDaemon *d, json_t *req)
             return error_reply("no job %" JSON_INTEGER_FORMAT " (cairn jobs lists them)",
                                json_is_integer(id) ? json_integer_value(id) : -1);
         if (!cairn_daemon_cancel(d, j, "cancelled by cairn cancel"))
-            return error_reply("job %u has already %s", j->id,
+            return error_reply("job %u is already %s", j->id,
                                cairn_daemon_job_state_name(j->state));
         return json_pack("{s:b, s:i}", "ok", TRUE, "job", (int) j->id);
     }

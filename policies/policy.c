@@ -114,11 +114,8 @@ static void
 unknown_key(Loader *l, int line, int g, const char *key)
 {
     const char *group = group_names[g];
-    g_autofree char *hint = suggest(key, group_keys[g], "'", "'");
-    if (*hint) {
-        problem(l, line, "unknown key '%s' in [%s]%s", key, group, hint);
-        return;
-    }
+    /* a key of another group first: 'targets' in [policy] is [push]'s, not
+     * a misspelled 'tags' */
     g_autoptr(GString) elsewhere = g_string_new(NULL);
     for (int o = 0; group_names[o]; o++)
         if (o != g && g_strv_contains(group_keys[o], key))
@@ -127,6 +124,11 @@ unknown_key(Loader *l, int line, int g, const char *key)
     if (elsewhere->len) {
         problem(l, line, "key '%s' does not belong in [%s]: move it to %s", key, group,
                 elsewhere->str);
+        return;
+    }
+    g_autofree char *hint = suggest(key, group_keys[g], "'", "'");
+    if (*hint) {
+        problem(l, line, "unknown key '%s' in [%s]%s", key, group, hint);
         return;
     }
     g_autofree char *known = g_strjoinv(", ", (char **) group_keys[g]);
