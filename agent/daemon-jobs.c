@@ -81,6 +81,7 @@ cairn_daemon_job_free(CairnDaemonJob *job)
     if (job->kill_source)
         g_source_remove(job->kill_source);
     g_clear_object(&job->proc);
+    g_free(job->waiting);
     g_ptr_array_unref(job->steps);
     if (job->progress_buf)
         g_string_free(job->progress_buf, TRUE);
@@ -816,6 +817,16 @@ repo_space_ok(CairnDaemon *d)
     return FALSE;
 }
 
+/* why (a copy; NULL: nothing) */
+static void
+set_waiting(CairnDaemonJob *j, const char *why)
+{
+    if (g_strcmp0(j->waiting, why)) {
+        g_free(j->waiting);
+        j->waiting = g_strdup(why);
+    }
+}
+
 static void
 start_job(CairnDaemonJob *job)
 {
@@ -851,11 +862,22 @@ cairn_daemon_dispatch(CairnDaemon *d)
     }
     gboolean space_checked = FALSE, space_ok = TRUE;
     double wake = -1;
+    /* what keeps each queued job waiting, for cairn jobs and run --wait */
+    for (guint i = 0; i < d->jobs->len; i++) {
+        CairnDaemonJob *j = d->jobs->pdata[i];
+        if (j->state == JOB_QUEUED)
+            set_waiting(j, gc_running ? "gc runs: nothing else starts meanwhile"
+                           : running >= d->cfg.max_jobs
+                               ? "max-jobs of cairnd.conf: that many jobs run" : NULL);
+    }
     for (guint i = 0; i < d->jobs->len && running < d->cfg.max_jobs && !gc_running; i++) {
         CairnDaemonJob *j = d->jobs->pdata[i];
         if (j->state != JOB_QUEUED)
             continue;
         if (j->not_before > now) {
+            g_autofree char *when = cairn_format_time_utc(j->not_before);
+            g_autofree char *why = g_strdup_printf("not before %s", when);
+            set_waiting(j, why);
             double w = (double) (j->not_before - now);
             wake = wake < 0 || w < wake ? w : wake;
             continue;
@@ -869,13 +891,18 @@ cairn_daemon_dispatch(CairnDaemon *d)
         /* gc takes the repository's exclusive lock: it waits until nothing
          * else runs, and nothing new starts while it waits */
         if (j->kind == JOB_GC) {
-            if (running > 0)
+            if (running > 0) {
+                set_waiting(j, "gc waits until no other job runs");
                 continue;
+            }
         } else if (gc_waiting) {
+            set_waiting(j, "a gc waits to run: nothing new starts before it");
             continue;
         }
-        if (!j->ignore_window && !cairn_policy_in_window(p, now))
+        if (!j->ignore_window && !cairn_policy_in_window(p, now)) {
+            set_waiting(j, "outside the policy's window");
             continue;
+        }
         guint same_policy = 0;
         gboolean same_domain = FALSE;
         for (guint k = 0; k < d->jobs->len; k++) {
@@ -885,16 +912,22 @@ cairn_daemon_dispatch(CairnDaemon *d)
             same_policy += !g_strcmp0(o->policy, j->policy);
             same_domain |= j->domain && !g_strcmp0(o->domain, j->domain);
         }
-        if (same_domain || same_policy >= MAX(p->max_jobs, 1))
+        if (same_domain || same_policy >= MAX(p->max_jobs, 1)) {
+            set_waiting(j, same_domain ? "another job of the domain runs"
+                                       : "max-jobs of the policy: that many of its jobs run");
             continue;
+        }
         if (j->kind == JOB_BACKUP) {
             if (!space_checked) {
                 space_ok = repo_space_ok(d);
                 space_checked = TRUE;
             }
-            if (!space_ok)
+            if (!space_ok) {
+                set_waiting(j, d->space_problem);
                 continue;
+            }
         }
+        set_waiting(j, NULL);
         start_job(j);
         running = cairn_daemon_running(d);
         gc_running |= j->kind == JOB_GC && j->state == JOB_RUNNING;
@@ -930,6 +963,8 @@ cairn_daemon_job_json(const CairnDaemonJob *j)
                           kind_names[j->kind], "policy", j->policy, "domain", j->domain,
                           "reason", j->reason, "state", state_names[j->state], "queued",
                           (json_int_t) j->queued_at, "not_before", (json_int_t) j->not_before);
+    if (j->state == JOB_QUEUED && j->waiting)
+        json_object_set_new(o, "waiting", json_string(j->waiting));
     if (j->started_at)
         json_object_set_new(o, "started", json_integer(j->started_at));
     if (j->finished_at)

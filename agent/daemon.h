@@ -96,6 +96,7 @@ struct CairnDaemonJob {
     uint64_t done, total;
     guint timeout_source, kill_source;
     gboolean cancel_requested, timed_out;
+    char *waiting;            /* queued: why it does not start yet (NULL: it may) */
     char *error;
     json_t *result;           /* summary: snapshot, bytes, pushes */
     CairnDaemon *daemon;

@@ -110,6 +110,9 @@ print_job(json_t *j)
     const char *err = json_string_value(json_object_get(j, "error"));
     if (err)
         printf("  %s", err);
+    const char *why = json_string_value(json_object_get(j, "waiting"));
+    if (why)
+        printf("  waits: %s", why);
     const char *warn = json_string_value(json_object_get(json_object_get(j, "result"),
                                                          "warnings"));
     if (warn)
@@ -240,6 +243,7 @@ cairn_cmd_jobs(CairnCli *cli, int argc, char **argv)
 static int
 wait_jobs(CairnCli *cli, const char *path, json_t *ids, gboolean json)
 {
+    g_autofree char *said = NULL;
     for (;;) {
         g_autoptr(CairnJson) req = json_pack("{s:s}", "command", "jobs");
         g_autoptr(CairnJson) r = request(cli, path, req);
@@ -258,6 +262,13 @@ wait_jobs(CairnCli *cli, const char *path, json_t *ids, gboolean json)
                 const char *st = json_string_value(json_object_get(j, "state"));
                 if (!strcmp(st, "queued") || !strcmp(st, "running"))
                     pending++;
+                const char *why = json_string_value(json_object_get(j, "waiting"));
+                if (why && g_strcmp0(why, said) && !cli->quiet) {
+                    fprintf(stderr, "cairn run: job %" JSON_INTEGER_FORMAT " waits: %s\n",
+                            json_integer_value(json_object_get(j, "id")), why);
+                    g_free(said);
+                    said = g_strdup(why);
+                }
                 else if (strcmp(st, "succeeded"))
                     failed++;
                 json_array_append(mine, j);
