@@ -94,31 +94,68 @@ cairn_daemon_log(GLogLevelFlags level, const char *policy, const char *domain, g
 
 /* ---- configuration: $CAIRN_CONFIG_DIR/cairnd.conf [cairnd] */
 
+/* the line of "key =" in text (1-based), 0 when not found */
+static int
+line_of(const char *text, const char *key)
+{
+    int line = 1;
+    size_t n = strlen(key);
+    for (const char *p = text; *p; line++) {
+        const char *q = p + strspn(p, " \t");
+        if (!strncmp(q, key, n) && (q[n] == '\0' || strchr("= \t\r\n", q[n])))
+            return line;
+        const char *nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return 0;
+}
+
 static gboolean
 load_config(CairnDaemonConfig *c, GError **error)
 {
     const char *dir = g_getenv("CAIRN_CONFIG_DIR");
     g_autofree char *path = g_build_filename(dir && *dir ? dir : "/etc/cairn", "cairnd.conf",
                                              NULL);
-    g_autoptr(GKeyFile) kf = g_key_file_new();
+    g_autofree char *text = NULL;
     g_autoptr(GError) gerr = NULL;
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &gerr)) {
+    if (!g_file_get_contents(path, &text, NULL, &gerr)) {
         if (g_error_matches(gerr, G_FILE_ERROR, G_FILE_ERROR_NOENT))
             return TRUE;
+        g_set_error(error, gerr->domain, gerr->code, "%s", gerr->message);
+        return FALSE;
+    }
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    if (!g_key_file_load_from_data(kf, text, (gsize) -1, G_KEY_FILE_NONE, &gerr)) {
         g_set_error(error, gerr->domain, gerr->code, "%s: %s", path, gerr->message);
         return FALSE;
+    }
+    /* every problem at once, each with its line */
+    g_autoptr(GString) problems = g_string_new(NULL);
+    static const char *const groups[] = { "cairnd", NULL };
+    g_auto(GStrv) found = g_key_file_get_groups(kf, NULL);
+    for (guint i = 0; found && found[i]; i++) {
+        if (g_strv_contains(groups, found[i]))
+            continue;
+        g_autofree char *header = g_strdup_printf("[%s]", found[i]);
+        g_string_append_printf(problems, "%s%s:%d: unknown group [%s]: the settings go in "
+                               "[cairnd] (nothing of this group is used)",
+                               problems->len ? "\n" : "", path, line_of(text, header), found[i]);
     }
     static const char *const known[] = { "repo",    "connect",    "max-jobs",    "min-free",
                                          "metrics", "retries",    "retry-delay", "kill-grace",
                                          "poll-interval", "state-dir", NULL };
     g_auto(GStrv) keys = g_key_file_get_keys(kf, "cairnd", NULL, NULL);
     for (guint i = 0; keys && keys[i]; i++) {
+        int line = line_of(text, keys[i]);
         if (!g_strv_contains(known, keys[i])) {
             const char *dym = cairn_closest(keys[i], known);
-            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
-                        "%s: unknown key '%s' in [cairnd]%s%s%s", path, keys[i],
-                        dym ? " (did you mean '" : "", dym ? dym : "", dym ? "'?)" : "");
-            return FALSE;
+            g_string_append_printf(problems, "%s%s:%d: unknown key '%s' in [cairnd]%s%s%s",
+                                   problems->len ? "\n" : "", path, line, keys[i],
+                                   dym ? " (did you mean '" : "", dym ? dym : "",
+                                   dym ? "'?)" : "");
+            continue;
         }
         g_autofree char *v = g_key_file_get_string(kf, "cairnd", keys[i], NULL);
         g_strstrip(v);
@@ -155,11 +192,14 @@ load_config(CairnDaemonConfig *c, GError **error)
             else
                 c->poll_interval = MAX(secs, 1);
         }
-        if (!ok) {
-            g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
-                        "%s: invalid value '%s' for %s", path, v, keys[i]);
-            return FALSE;
-        }
+        if (!ok)
+            g_string_append_printf(problems, "%s%s:%d: invalid value '%s' for %s",
+                                   problems->len ? "\n" : "", path, line, v, keys[i]);
+    }
+    if (problems->len) {
+        g_set_error_literal(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                            problems->str);
+        return FALSE;
     }
     return TRUE;
 }

@@ -345,3 +345,15 @@ cairn verify --read-data-subset 0.1% >/dev/null 2>"$ERR" || rc=$?
 assert_eq "$rc" 1 "exit status of verify --read-data-subset 0.1% with a missing chunk"
 assert_contains "$ERR" "$C20" "stderr of verify --read-data-subset 0.1%"
 assert_contains "$ERR" "missing" "stderr of verify --read-data-subset 0.1%"
+
+check "cairnd.conf: every problem at once, each with FILE:LINE (a misspelled group too)"
+CONFD=$WORKDIR/cairnd-conf
+mkdir -p "$CONFD"
+printf '[cairn]\nrepo = /srv/x\n\n[cairnd]\nmax-jobz = 2\nretries = many\n' >"$CONFD/cairnd.conf"
+rc=0
+CAIRN_CONFIG_DIR=$CONFD "$(dirname "$CAIRN_BIN")/cairnd" --check >"$OUT" 2>"$ERR" || rc=$?
+assert_eq "$rc" 1 "exit status of cairnd --check with a broken cairnd.conf"
+assert_contains "$ERR" "cairnd.conf:1: unknown group [cairn]" "stderr of cairnd --check"
+assert_contains "$ERR" "cairnd.conf:5: unknown key 'max-jobz' in [cairnd] (did you mean 'max-jobs'?)" \
+    "stderr of cairnd --check"
+assert_contains "$ERR" "cairnd.conf:6: invalid value 'many' for retries" "stderr of cairnd --check"
