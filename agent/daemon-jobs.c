@@ -171,6 +171,14 @@ static void
 add_push_steps(CairnDaemonJob *job, const CairnPolicy *p, json_t *entry, const char *snapshot)
 {
     CairnDaemon *d = job->daemon;
+    /* a remote the policy no longer pushes to has nothing pending */
+    json_t *pend = json_object_get(entry, "pending_push");
+    const char *key;
+    json_t *val, *tmp;
+    json_object_foreach_safe(pend, tmp, key, val) {
+        if (!p->targets || !g_strv_contains((const char *const *) p->targets, key))
+            json_object_del(pend, key);
+    }
     for (guint i = 0; p->targets && p->targets[i]; i++) {
         const char *remote = p->targets[i];
         json_t *ids = pending_pushes(entry, remote, snapshot != NULL);
