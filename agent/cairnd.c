@@ -243,12 +243,10 @@ on_term(gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-int
-main(int argc, char **argv)
+static int
+run(CairnDaemon *d, int argc, char **argv)
 {
-    setlocale(LC_ALL, "");
-    CairnDaemon d = { 0 };
-    CairnDaemonConfig *c = &d.cfg;
+    CairnDaemonConfig *c = &d->cfg;
     c->max_jobs = 2;
     c->min_free = 1024ull * 1024 * 1024;
     c->retries = 3;
@@ -322,8 +320,8 @@ main(int argc, char **argv)
                 c->cairn_bin);
         return 1;
     }
-    d.jobs = g_ptr_array_new_with_free_func((GDestroyNotify) cairn_daemon_job_free);
-    gboolean policies_ok = cairn_daemon_load_policies(&d, TRUE);
+    d->jobs = g_ptr_array_new_with_free_func((GDestroyNotify) cairn_daemon_job_free);
+    gboolean policies_ok = cairn_daemon_load_policies(d, TRUE);
     if (check)
         return policies_ok ? 0 : 1;
 
@@ -332,51 +330,67 @@ main(int argc, char **argv)
         fprintf(stderr, "cairnd: cannot create the state directory: %s\n", gerr->message);
         return 1;
     }
-    cairn_daemon_load_state(&d);
-    d.started = cairn_now();
-    d.loop = g_main_loop_new(NULL, FALSE);
-    cairn_daemon_first_poll(&d, 10);
-    if (!cairn_daemon_control_start(&d, &gerr)) {
+    cairn_daemon_load_state(d);
+    d->started = cairn_now();
+    d->loop = g_main_loop_new(NULL, FALSE);
+    cairn_daemon_first_poll(d, 10);
+    if (!cairn_daemon_control_start(d, &gerr)) {
         cairn_daemon_log(G_LOG_LEVEL_CRITICAL, NULL, NULL, 0, "%s", gerr->message);
         return 1;
     }
-    g_unix_signal_add(SIGHUP, on_hup, &d);
-    g_unix_signal_add(SIGTERM, on_term, &d);
-    g_unix_signal_add(SIGINT, on_term, &d);
+    g_unix_signal_add(SIGHUP, on_hup, d);
+    g_unix_signal_add(SIGTERM, on_term, d);
+    g_unix_signal_add(SIGINT, on_term, d);
     signal(SIGPIPE, SIG_IGN);
     cairn_daemon_log(G_LOG_LEVEL_INFO, NULL, NULL, 0,
                      "cairnd %s started: repository %s, %u polic%s, at most %u jobs at once, "
-                     "control socket %s", PACKAGE_VERSION, c->repo, d.policies->len,
-                     d.policies->len == 1 ? "y" : "ies", c->max_jobs, c->socket_path);
-    cairn_daemon_write_metrics(&d);
-    cairn_daemon_notify("READY=1\nSTATUS=%u policies\nMAINPID=%d", d.policies->len,
+                     "control socket %s", PACKAGE_VERSION, c->repo, d->policies->len,
+                     d->policies->len == 1 ? "y" : "ies", c->max_jobs, c->socket_path);
+    cairn_daemon_write_metrics(d);
+    cairn_daemon_notify("READY=1\nSTATUS=%u policies\nMAINPID=%d", d->policies->len,
                         (int) getpid());
-    cairn_daemon_wake(&d, 0);
-    g_main_loop_run(d.loop);
+    cairn_daemon_wake(d, 0);
+    g_main_loop_run(d->loop);
 
-    cairn_daemon_save_state(&d);
-    cairn_daemon_write_metrics(&d);
-    cairn_daemon_control_stop(&d);
+    cairn_daemon_save_state(d);
+    cairn_daemon_write_metrics(d);
+    cairn_daemon_control_stop(d);
     cairn_daemon_log(G_LOG_LEVEL_INFO, NULL, NULL, 0, "stopped");
-    if (d.tick_source)
-        g_source_remove(d.tick_source);
+    if (d->tick_source)
+        g_source_remove(d->tick_source);
     /* a libvirt poll still running finishes in its thread; its result is
      * dropped with the process */
-    g_ptr_array_unref(d.jobs);
-    g_ptr_array_unref(d.policies);
-    if (d.policy_errors)
-        g_ptr_array_unref(d.policy_errors);
-    if (d.domains)
-        g_hash_table_unref(d.domains);
-    json_decref(d.state);
-    g_main_loop_unref(d.loop);
-    g_free(d.libvirt_error);
-    g_free(d.space_problem);
+    g_ptr_array_unref(d->jobs);
+    g_ptr_array_unref(d->policies);
+    if (d->policy_errors)
+        g_ptr_array_unref(d->policy_errors);
+    if (d->domains)
+        g_hash_table_unref(d->domains);
+    json_decref(d->state);
+    g_main_loop_unref(d->loop);
+    g_free(d->libvirt_error);
+    g_free(d->space_problem);
+    return 0;
+}
+
+static void
+config_clear(CairnDaemonConfig *c)
+{
     g_free(c->repo);
     g_free(c->uri);
     g_free(c->socket_path);
     g_free(c->state_path);
     g_free(c->metrics_path);
     g_free(c->cairn_bin);
-    return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+    setlocale(LC_ALL, "");
+    CairnDaemon d = { 0 };
+    /* the configuration is freed on every way out of the daemon */
+    int rc = run(&d, argc, argv);
+    config_clear(&d.cfg);
+    return rc;
 }

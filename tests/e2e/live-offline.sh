@@ -146,7 +146,10 @@ start_during_backup() {
     group_alive "$first" && running_after=true
     if [ "$rc" -ne 0 ]; then
         info "virsh start failed: $(tr '\n' ' ' <"$WORKDIR/start.err")"
-        assert_contains "$WORKDIR/start.err" lock "virsh start's error during the offline backup"
+        # libvirt says why QEMU did not start, or (when QEMU exits before its
+        # monitor answers) only that the monitor is gone: QEMU's log says why
+        tail -n 5 "/var/log/libvirt/qemu/$BUSY.log" >>"$WORKDIR/start.err" 2>/dev/null || true
+        assert_contains "$WORKDIR/start.err" lock "virsh start's error (or QEMU's log) during the offline backup"
     else
         info "virsh start succeeded (the backup still running: $running_after)"
         [ "$running_after" = false ] ||
