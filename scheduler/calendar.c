@@ -270,6 +270,24 @@ append_weekdays(GString *s, guint mask)
     }
 }
 
+/* "unknown weekday", with a did-you-mean among the weekdays and the
+ * shorthands ("dayly" is a misspelled "daily", not a weekday) */
+static gboolean
+unknown_weekday(Ctx *c, const char *word)
+{
+    const char *names[7 + G_N_ELEMENTS(shorthands) + 1];
+    guint n = 0;
+    for (guint i = 0; i < 7; i++)
+        names[n++] = weekday_full[i];
+    for (size_t i = 0; i < G_N_ELEMENTS(shorthands); i++)
+        names[n++] = shorthands[i].word;
+    names[n] = NULL;
+    const char *close = cairn_closest(word, names);
+    if (close)
+        return bad(c, "unknown weekday \"%s\" (did you mean \"%s\"?)", word, close);
+    return bad(c, "unknown weekday \"%s\"", word);
+}
+
 /* "Mon", "Mon..Fri", "Sat,Sun", "Mon,Wed..Fri" (monday .. sunday, any case) */
 static gboolean
 parse_weekdays(Ctx *c, const char *text, guint *ret)
@@ -289,10 +307,10 @@ parse_weekdays(Ctx *c, const char *text, guint *ret)
             return bad(c, "weekday range \"%s\" is missing an end", item);
         int a = weekday_index(ends[0]);
         if (a < 0)
-            return bad(c, "unknown weekday \"%s\"", ends[0]);
+            return unknown_weekday(c, ends[0]);
         int b = a;
         if (ends[1] && (b = weekday_index(ends[1])) < 0)
-            return bad(c, "unknown weekday \"%s\"", ends[1]);
+            return unknown_weekday(c, ends[1]);
         if (b < a) {
             guint wrapped = (ALL_WEEKDAYS << a | ((1u << (b + 1)) - 1)) & ALL_WEEKDAYS;
             if (wrapped == ALL_WEEKDAYS)

@@ -226,6 +226,7 @@ static const struct {
 } bad_cases[] = {
     { "Mon..Fry 22:00", "unknown weekday \"Fry\"" },
     { "foo", "unknown weekday \"foo\"" },
+    { "dayly", "unknown weekday \"dayly\" (did you mean \"daily\"?)" },
     { "Fri..Mon", "weekday range \"Fri..Mon\" goes backwards (weeks run Mon..Sun: write "
                   "\"Mon,Fri..Sun\")" },
     { "Sun..Sat", "weekday range \"Sun..Sat\" goes backwards (weeks run Mon..Sun; for every "
