@@ -237,7 +237,10 @@ decompress(const CairnId *id, uint8_t comp, const uint8_t *p, size_t plen, uint6
     g_autofree uint8_t *out = g_malloc(plain_len ? plain_len : 1);
     size_t n = ZSTD_decompressDCtx(thread_dctx(), out, plain_len, p, plen);
     if (ZSTD_isError(n) || n != plain_len) {
-        corrupt(error, id, ZSTD_isError(n) ? ZSTD_getErrorName(n) : "short zstd frame");
+        g_autofree char *why = g_strdup_printf("its compressed content does not decode (zstd: "
+                                               "%s)", ZSTD_isError(n) ? ZSTD_getErrorName(n)
+                                                                      : "short frame");
+        corrupt(error, id, why);
         return NULL;
     }
     return g_bytes_new_take(g_steal_pointer(&out), plain_len);

@@ -414,11 +414,11 @@ restore_into(Restore *r, CairnProgressFunc progress, gpointer progress_data, GEr
     return TRUE;
 }
 
-gboolean
-cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char *path,
-                           CairnDiskFormat format, gboolean force, const gint *cancel,
-                           CairnRestoreStats *ret_stats,
-                           CairnProgressFunc progress, gpointer progress_data, GError **error)
+static gboolean
+restore_disk(CairnRepo *repo, const CairnIndex *index, const char *path, CairnDiskFormat format,
+             gboolean force, const gint *cancel, CairnRestoreStats *ret_stats,
+             CairnProgressFunc progress, gpointer progress_data,
+             CairnRestorePending *ret_pending, GError **error)
 {
     g_return_val_if_fail(repo && index && path, FALSE);
 
@@ -473,6 +473,16 @@ cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char 
     gboolean ok = restore_into(&r, progress, progress_data, error);
     if (!ok)
         g_prefix_error(error, "cannot restore to '%s': ", path);
+    if (ok && ret_pending) { /* complete and durable (restore_into fsynced it) */
+        ret_pending->tmp = g_steal_pointer(&tmp);
+        ret_pending->path = g_strdup(path);
+        ret_pending->fd = cairn_steal_fd(&fd);
+        if (ret_stats) {
+            *ret_stats = r.stats;
+            ret_stats->stale_partials_removed = stale;
+        }
+        return TRUE;
+    }
     if (ok && close(cairn_steal_fd(&fd)) < 0) {
         cairn_set_errno(error, errno, "cannot close", tmp);
         ok = FALSE;
@@ -492,4 +502,60 @@ cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char 
         ret_stats->stale_partials_removed = stale;
     }
     return TRUE;
+}
+
+gboolean
+cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, const char *path,
+                           CairnDiskFormat format, gboolean force, const gint *cancel,
+                           CairnRestoreStats *ret_stats,
+                           CairnProgressFunc progress, gpointer progress_data, GError **error)
+{
+    return restore_disk(repo, index, path, format, force, cancel, ret_stats, progress,
+                        progress_data, NULL, error);
+}
+
+gboolean
+cairn_restore_disk_to_pending(CairnRepo *repo, const CairnIndex *index, const char *path,
+                              CairnDiskFormat format, gboolean force, const gint *cancel,
+                              CairnRestoreStats *ret_stats, CairnRestorePending *ret_pending,
+                              GError **error)
+{
+    memset(ret_pending, 0, sizeof *ret_pending);
+    ret_pending->fd = -1;
+    return restore_disk(repo, index, path, format, force, cancel, ret_stats, NULL, NULL,
+                        ret_pending, error);
+}
+
+static void
+pending_clear(CairnRestorePending *p)
+{
+    if (p->fd >= 0)
+        close(p->fd);
+    g_free(p->tmp);
+    g_free(p->path);
+    memset(p, 0, sizeof *p);
+    p->fd = -1;
+}
+
+gboolean
+cairn_restore_pending_commit(CairnRestorePending *p, GError **error)
+{
+    gboolean ok = TRUE;
+    if (rename(p->tmp, p->path) < 0) {
+        cairn_set_errno(error, errno, "cannot rename the restored disk to", p->path);
+        unlink(p->tmp);
+        ok = FALSE;
+    }
+    g_autofree char *dir = g_path_get_dirname(p->path);
+    ok = ok && cairn_fsync_dir(dir, error);
+    pending_clear(p);
+    return ok;
+}
+
+void
+cairn_restore_pending_abort(CairnRestorePending *p)
+{
+    if (p->tmp)
+        unlink(p->tmp);
+    pending_clear(p);
 }

@@ -310,6 +310,7 @@ typedef struct {
     gboolean existed; /* replaced (--force): kept even when the restore fails */
     gint *cancel;     /* shared: set by the first disk that fails */
     CairnRestoreStats st;
+    CairnRestorePending pending; /* complete under its temp name */
     GError *error;
 } DiskJob;
 
@@ -317,8 +318,8 @@ static gpointer
 disk_thread(gpointer data)
 {
     DiskJob *j = data;
-    if (!cairn_restore_disk_to_file(j->repo, j->index, j->path, j->format, j->force, j->cancel,
-                                    &j->st, NULL, NULL, &j->error))
+    if (!cairn_restore_disk_to_pending(j->repo, j->index, j->path, j->format, j->force,
+                                       j->cancel, &j->st, &j->pending, &j->error))
         g_atomic_int_set(j->cancel, 1); /* the other disks stop: the restore failed */
     return NULL;
 }
@@ -375,15 +376,31 @@ take_disk_error(CairnManifest *m, DiskJob *jobs, guint n, GError **error)
 }
 
 /* a failed restore leaves no disk of its own behind (nor the directory it
- * made): a set of disks of which some are missing is no restore */
+ * made), and the files it was to replace as they were: the disks wait
+ * under their temp names until all are complete */
 static void
 remove_restored(DiskJob *jobs, guint n, const char *dir, gboolean made_dir)
 {
     for (guint i = 0; i < n; i++)
-        if (jobs[i].index && !jobs[i].existed)
-            unlink(jobs[i].path);
+        cairn_restore_pending_abort(&jobs[i].pending);
     if (made_dir)
         rmdir(dir); /* only when empty */
+}
+
+/* every disk complete: put them all in place */
+static gboolean
+commit_restored(DiskJob *jobs, guint n, GError **error)
+{
+    for (guint i = 0; i < n; i++) {
+        if (!jobs[i].pending.tmp)
+            continue;
+        if (!cairn_restore_pending_commit(&jobs[i].pending, error)) {
+            for (guint k = i + 1; k < n; k++)
+                cairn_restore_pending_abort(&jobs[k].pending);
+            return FALSE; /* only a rename failed: rare, and the error says which */
+        }
+    }
+    return TRUE;
 }
 
 gboolean
@@ -461,7 +478,9 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
         else
             g_hash_table_insert(files, d->target, g_strdup(jobs[i].path));
     }
-    ok = ok && check_targets(conn, o->uri, r->name, dir, jobs, n, r->notes, error);
+    /* said once the disks are in place, not before */
+    g_autoptr(GPtrArray) replace_notes = g_ptr_array_new_with_free_func(g_free);
+    ok = ok && check_targets(conn, o->uri, r->name, dir, jobs, n, replace_notes, error);
     for (guint i = 0; i < n && ok; i++)
         if (jobs[i].index)
             threads[i] = g_thread_new("cairn-restore", disk_thread, &jobs[i]);
@@ -471,9 +490,13 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
     if (ok && !take_disk_error(m, jobs, n, error)) {
         remove_restored(jobs, n, dir, made_dir);
         ok = FALSE;
-    } else if (!ok && made_dir) {
-        rmdir(dir);
+    } else if (!ok) {
+        remove_restored(jobs, n, dir, made_dir);
+    } else if (!commit_restored(jobs, n, error)) {
+        ok = FALSE;
     }
+    for (guint i = 0; ok && i < replace_notes->len; i++)
+        g_ptr_array_add(r->notes, g_strdup(replace_notes->pdata[i]));
     for (guint i = 0; i < n; i++) {
         g_clear_error(&jobs[i].error);
         if (jobs[i].index && ok && jobs[i].existed)

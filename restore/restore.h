@@ -48,3 +48,21 @@ gboolean cairn_restore_disk_to_file(CairnRepo *repo, const CairnIndex *index, co
                                     CairnDiskFormat format, gboolean force, const gint *cancel,
                                     CairnRestoreStats *ret_stats, CairnProgressFunc progress,
                                     gpointer progress_data, GError **error);
+
+/* A disk written and durable under its temp name, not yet renamed: a
+ * domain's disks replace the old ones together, or none does. */
+typedef struct {
+    char *tmp;
+    char *path;
+    int fd;   /* open: its lock keeps another restore from taking it as stale */
+} CairnRestorePending;
+
+/* The same as cairn_restore_disk_to_file(), leaving the complete disk under
+ * its temp name in *ret_pending. */
+gboolean cairn_restore_disk_to_pending(CairnRepo *repo, const CairnIndex *index,
+                                       const char *path, CairnDiskFormat format, gboolean force,
+                                       const gint *cancel, CairnRestoreStats *ret_stats,
+                                       CairnRestorePending *ret_pending, GError **error);
+/* Rename it into place (and sync its directory) / remove it; both free it. */
+gboolean cairn_restore_pending_commit(CairnRestorePending *p, GError **error);
+void cairn_restore_pending_abort(CairnRestorePending *p);

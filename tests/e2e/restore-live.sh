@@ -181,9 +181,40 @@ refuse_existing() {
 }
 scenario refuse-existing refuse_existing
 
+# bad_repo_of SNAP DISK: a copy of the repository with the last data chunk of
+# DISK of SNAP damaged (prints the copy's path; BAD_CHUNK is the chunk id)
+bad_repo_of() {
+    local bad=$WORKDIR/repo-bad-$RANDOM index
+    cp -a "$REPO" "$bad"
+    index=$(cairn show "$1" --json | json_eval - "[d['index'] for d in j['disks'] if d['target'] == '$2'][0]")
+    cairn cat "$index" >"$WORKDIR/index.bin"
+    BAD_CHUNK=$("$PYTHON" -c '
+import sys
+b = open(sys.argv[1], "rb").read()[32:]
+print([b[i:i + 32].hex() for i in range(0, len(b), 32) if any(b[i:i + 32])][-1])' "$WORKDIR/index.bin")
+    local obj=$bad/objects/${BAD_CHUNK:0:2}/$BAD_CHUNK
+    printf '\x00\xff\x00\xff' | dd of="$obj" bs=1 seek=$(($(file_size "$obj") / 2)) conv=notrunc \
+        status=none
+    BAD_REPO=$bad
+}
+
 force_replace() {
-    check "--force over the shut-off $DOM: its files are replaced (said so), it runs at ~2"
+    check "--force over the shut-off $DOM that fails midway (a damaged chunk of vdb): no disk replaced"
     dom_running "$DOM" && stop_domain "$DOM"
+    bad_repo_of "$DOM@~2" vdb
+    local before
+    before=$(sha256sum "$IMAGES_BASE/$DOM/$DOM-vda.qcow2" "$IMAGES_BASE/$DOM/$DOM-vdb.qcow2")
+    expect_fail "$WORKDIR/fb.err" "$CAIRN_BIN" --repo "$BAD_REPO" restore "$DOM@~2" --define --force
+    sed 's/^/    stderr: /' "$WORKDIR/fb.err"
+    assert_contains "$WORKDIR/fb.err" "$BAD_CHUNK" "the error (names the damaged object)"
+    assert_not_contains "$WORKDIR/fb.err" "now holds" "the notes of a failed restore"
+    assert_eq "$(sha256sum "$IMAGES_BASE/$DOM/$DOM-vda.qcow2" "$IMAGES_BASE/$DOM/$DOM-vdb.qcow2")" \
+        "$before" "the disk files after the failed --force restore (vda finished first)"
+    assert_eq "$(files_under "$IMAGES_BASE/$DOM" | grep -c cairn-partial || true)" 0 \
+        "partial files left"
+    rm -rf "$BAD_REPO"
+
+    check "--force over the shut-off $DOM: its files are replaced (said so), it runs at ~2"
     expect_ok "$WORKDIR/fo" cairn restore "$DOM@~2" --define --start --force
     track_uuid "$DOM"
     assert_contains "$WORKDIR/fo.err" "replaced the existing file '$IMAGES_BASE/$DOM/$DOM-vda.qcow2'" \
