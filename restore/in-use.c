@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <stdlib.h>
 #include <libvirt/virterror.h>
 #include <libxml/parser.h>
 #include <libxml/tree.h>
@@ -28,10 +29,44 @@ same_file(const struct stat *st, const char *path)
     return path && stat(path, &o) == 0 && o.st_dev == st->st_dev && o.st_ino == st->st_ino;
 }
 
-/* add the disks of one definition whose source is the file st */
+/* the local path a <source> names: file, dev, or a storage pool's volume */
+static char *
+source_path(virConnectPtr conn, xmlNodePtr source)
+{
+    static const char *const attrs[] = { "file", "dev" };
+    for (guint i = 0; i < G_N_ELEMENTS(attrs); i++) {
+        xmlChar *v = xmlGetProp(source, (const xmlChar *) attrs[i]);
+        if (v) {
+            char *copy = g_strdup((const char *) v);
+            xmlFree(v);
+            return copy;
+        }
+    }
+    xmlChar *pool = xmlGetProp(source, (const xmlChar *) "pool");
+    xmlChar *vol = xmlGetProp(source, (const xmlChar *) "volume");
+    char *path = NULL;
+    if (pool && vol) {
+        virStoragePoolPtr p = virStoragePoolLookupByName(conn, (const char *) pool);
+        virStorageVolPtr v = p ? virStorageVolLookupByName(p, (const char *) vol) : NULL;
+        char *vp = v ? virStorageVolGetPath(v) : NULL;
+        path = g_strdup(vp);
+        free(vp);
+        if (v)
+            virStorageVolFree(v);
+        if (p)
+            virStoragePoolFree(p);
+        virResetLastError();
+    }
+    xmlFree(pool);
+    xmlFree(vol);
+    return path;
+}
+
+/* add the disks of one definition that use the file st: as their image, as
+ * an image of their backing chain, or through a storage pool's volume */
 static void
-scan_xml(const char *xml, const char *domain, gboolean running, const struct stat *st,
-         GPtrArray *users)
+scan_xml(virConnectPtr conn, const char *xml, const char *domain, gboolean running,
+         const struct stat *st, GPtrArray *users)
 {
     xmlDocPtr doc = xmlReadMemory(xml, (int) strlen(xml), "domain.xml", NULL,
                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
@@ -40,31 +75,33 @@ scan_xml(const char *xml, const char *domain, gboolean running, const struct sta
     xmlXPathContextPtr ctx = xmlXPathNewContext(doc);
     xmlXPathObjectPtr o = xmlXPathEvalExpression((const xmlChar *) "/domain/devices/disk", ctx);
     for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
-        xmlChar *src = NULL, *dev = NULL;
-        for (xmlNodePtr c = o->nodesetval->nodeTab[i]->children; c; c = c->next) {
-            if (c->type != XML_ELEMENT_NODE)
-                continue;
-            if (!strcmp((const char *) c->name, "source") && !src) {
-                src = xmlGetProp(c, (const xmlChar *) "file");
-                if (!src)
-                    src = xmlGetProp(c, (const xmlChar *) "dev");
-            } else if (!strcmp((const char *) c->name, "target") && !dev) {
+        xmlNodePtr disk = o->nodesetval->nodeTab[i];
+        xmlChar *dev = NULL;
+        for (xmlNodePtr c = disk->children; c && !dev; c = c->next)
+            if (c->type == XML_ELEMENT_NODE && !strcmp((const char *) c->name, "target"))
                 dev = xmlGetProp(c, (const xmlChar *) "dev");
-            }
-        }
         gboolean seen = FALSE;
         for (guint k = 0; k < users->len && dev; k++) {
             CairnDiskUser *u = users->pdata[k];
             seen = seen || (!strcmp(u->domain, domain) && !strcmp(u->target, (char *) dev));
         }
-        if (!seen && same_file(st, (const char *) src)) {
+        ctx->node = disk;
+        xmlXPathObjectPtr srcs = seen ? NULL
+                                      : xmlXPathEvalExpression((const xmlChar *) ".//source", ctx);
+        gboolean uses = FALSE;
+        for (int k = 0; srcs && srcs->nodesetval && k < srcs->nodesetval->nodeNr && !uses;
+             k++) {
+            g_autofree char *path = source_path(conn, srcs->nodesetval->nodeTab[k]);
+            uses = same_file(st, path);
+        }
+        xmlXPathFreeObject(srcs);
+        if (uses) {
             CairnDiskUser *u = g_new0(CairnDiskUser, 1);
             u->domain = g_strdup(domain);
             u->target = g_strdup(dev ? (const char *) dev : "?");
             u->running = running;
             g_ptr_array_add(users, u);
         }
-        xmlFree(src);
         xmlFree(dev);
     }
     xmlXPathFreeObject(o);
@@ -96,7 +133,7 @@ cairn_disk_users(virConnectPtr conn, const char *path)
                 continue;
             }
             /* a disk only in the persistent definition is not open yet */
-            scan_xml(xml, name, running && flags[f] == 0, &st, users);
+            scan_xml(conn, xml, name, running && flags[f] == 0, &st, users);
             free(xml);
         }
         virDomainFree(doms[i]);

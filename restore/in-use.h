@@ -13,9 +13,10 @@ typedef struct {
     gboolean running;
 } CairnDiskUser;
 
-/* The disks of every domain (live and persistent definitions) whose local
- * source is 'path' (same device and inode). Empty when path does not exist
- * or conn is NULL. */
+/* The disks of every domain (live and persistent definitions) that use
+ * 'path' (same device and inode): as their image, as an image of their
+ * backing chain, or as the file of a storage pool's volume. Empty when path
+ * does not exist or conn is NULL. */
 GPtrArray *cairn_disk_users(virConnectPtr conn, const char *path);
 
 /* Before writing over 'path' (which may be absent): a directory or another

@@ -29,6 +29,7 @@ NEW=$DOM-new
 NOSPACE=$DOM-nospace
 CORRUPT=$DOM-corrupt
 CLONE=$DOM-clone
+BACKED=$DOM-backed
 for n in "$NEW" "$NOSPACE" "$CORRUPT" "$CLONE"; do
     _remove_domain "$n"
     cleanup_fn _remove_domain "$n"
@@ -316,5 +317,21 @@ partial_clone() {
         "the source of $CLONE's vdb"
 }
 scenario partial-clone partial_clone
+
+# a domain whose disk is an overlay: its backing file is in use too
+define_domain "$BACKED" 1 16M --no-start
+BASE=$IMAGES_BASE/$BACKED/base.qcow2
+qemu-img create -q -f qcow2 "$BASE" 16M
+qemu-img create -q -f qcow2 -F qcow2 -b "$BASE" "$(dom_disk "$BACKED" vda)"
+start_domain "$BACKED"
+in_use_backing() {
+    check "restore-disk --force over the backing file of a running domain's disk: refused"
+    local before
+    before=$(sha256sum "$BASE")
+    expect_fail "$WORKDIR/bk.err" cairn restore-disk "$DOM@~1" vda --to "$BASE" --force
+    assert_contains "$WORKDIR/bk.err" "disk vda of the running domain '$BACKED'" "the refusal"
+    assert_eq "$(sha256sum "$BASE")" "$before" "the backing file"
+}
+scenario in-use-backing in_use_backing
 
 finish_checks
