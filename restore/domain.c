@@ -98,6 +98,21 @@ disk_may_be_shared(xmlNodePtr disk)
     return FALSE;
 }
 
+/* the domain that 'taken' (path -> domain) says uses the source's file */
+static const char *
+taken_by(GHashTable *taken, xmlNodePtr source)
+{
+    const char *attrs[] = { "file", "dev" };
+    for (guint i = 0; source && i < G_N_ELEMENTS(attrs); i++) {
+        xmlChar *v = xmlGetProp(source, (const xmlChar *) attrs[i]);
+        const char *who = v ? g_hash_table_lookup(taken, v) : NULL;
+        xmlFree(v);
+        if (who)
+            return who;
+    }
+    return NULL;
+}
+
 /* what a disk's <source> names: a file, a device, a network volume */
 static char *
 describe_source(xmlNodePtr source)
@@ -115,9 +130,81 @@ describe_source(xmlNodePtr source)
 }
 
 char *
+cairn_domain_xml_nvram(const char *xml)
+{
+    xmlDocPtr doc = xmlReadMemory(xml, (int) strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (!doc)
+        return NULL;
+    xmlXPathObjectPtr o = xpath(doc, "/domain/os/nvram");
+    char *path = NULL;
+    if (o && o->nodesetval && o->nodesetval->nodeNr == 1) {
+        xmlChar *v = xmlNodeGetContent(o->nodesetval->nodeTab[0]);
+        if (v && *v)
+            path = g_strdup((const char *) v);
+        xmlFree(v);
+    }
+    xmlXPathFreeObject(o);
+    xmlFreeDoc(doc);
+    return path;
+}
+
+/* a clone's own UEFI variables: clone_nvram, or (NULL) a fresh file libvirt
+ * makes from the firmware's template */
+static void
+clone_nvram_element(xmlDocPtr doc, const char *name, const char *clone_nvram, GPtrArray *notes)
+{
+    xmlXPathObjectPtr o = xpath(doc, "/domain/os/nvram");
+    if (o && o->nodesetval && o->nodesetval->nodeNr == 1) {
+        xmlNodePtr n = o->nodesetval->nodeTab[0];
+        xmlChar *old = xmlNodeGetContent(n);
+        if (old && *old) {
+            xmlNodeSetContent(n, (const xmlChar *) (clone_nvram ? clone_nvram : ""));
+            if (clone_nvram)
+                note(notes, "'%s' has its own copy of the UEFI variables, '%s' (not the "
+                     "original's '%s')", name, clone_nvram, (const char *) old);
+            else
+                note(notes, "'%s' gets new UEFI variables from the firmware's template (the "
+                     "original's '%s' is not here to copy)", name, (const char *) old);
+        }
+        xmlFree(old);
+    }
+    xmlXPathFreeObject(o);
+}
+
+GHashTable *
+cairn_domain_xml_disk_sources(const char *xml)
+{
+    GHashTable *out = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    xmlDocPtr doc = xmlReadMemory(xml, (int) strlen(xml), "domain.xml", NULL,
+                                  XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    xmlXPathObjectPtr o = doc ? xpath(doc, "/domain/devices/disk") : NULL;
+    for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
+        xmlChar *dev = NULL, *path = NULL;
+        for (xmlNodePtr c = o->nodesetval->nodeTab[i]->children; c; c = c->next) {
+            if (c->type != XML_ELEMENT_NODE)
+                continue;
+            if (!strcmp((const char *) c->name, "target") && !dev)
+                dev = xmlGetProp(c, (const xmlChar *) "dev");
+            else if (!strcmp((const char *) c->name, "source") && !path &&
+                     !(path = xmlGetProp(c, (const xmlChar *) "file")))
+                path = xmlGetProp(c, (const xmlChar *) "dev");
+        }
+        if (dev && path)
+            g_hash_table_insert(out, g_strdup((const char *) dev), g_strdup((const char *) path));
+        xmlFree(dev);
+        xmlFree(path);
+    }
+    xmlXPathFreeObject(o);
+    xmlFreeDoc(doc);
+    return out;
+}
+
+char *
 cairn_domain_xml_rewrite(const char *xml, const char *name, const char *original,
                          gboolean keep_uuid, gboolean keep_mac, GHashTable *files,
-                         const char *format, GPtrArray *notes, GError **error)
+                         GHashTable *taken, const char *format, const char *clone_nvram,
+                         GPtrArray *notes, GError **error)
 {
     gboolean clone = original && strcmp(name, original) != 0;
     xmlDocPtr doc = xmlReadMemory(xml, (int) strlen(xml), "domain.xml", NULL,
@@ -181,12 +268,14 @@ cairn_domain_xml_rewrite(const char *xml, const char *name, const char *original
                 }
                 c = next;
             }
-        } else if (dev && clone && !disk_may_be_shared(disk)) {
-            /* the original's disk: two domains writing one disk corrupt it */
+        } else if (dev && !disk_may_be_shared(disk) &&
+                   (clone || (taken && taken_by(taken, source)))) {
+            /* another domain's disk: two domains writing one disk corrupt it */
             g_autofree char *what = describe_source(source);
+            const char *owner = clone ? original : taken_by(taken, source);
             note(notes, "disk %s was not restored: left out of '%s', as its source '%s' is "
                  "the disk of '%s' (restore it too, or attach another disk to '%s')",
-                 (const char *) dev, name, what, original, name);
+                 (const char *) dev, name, what, owner, name);
             xmlUnlinkNode(disk);
             xmlFreeNode(disk);
         } else if (dev && source) {
@@ -203,7 +292,10 @@ cairn_domain_xml_rewrite(const char *xml, const char *name, const char *original
     }
     xmlXPathFreeObject(o);
     check_paths(doc, "/domain/os/loader", "firmware", notes);
-    check_paths(doc, "/domain/os/nvram", "NVRAM file", notes);
+    if (clone)
+        clone_nvram_element(doc, name, clone_nvram, notes);
+    else
+        check_paths(doc, "/domain/os/nvram", "NVRAM file", notes);
     check_paths(doc, "/domain/os/kernel", "kernel", notes);
     check_paths(doc, "/domain/os/initrd", "initrd", notes);
     check_paths(doc, "/domain/devices/emulator", "emulator", notes);
@@ -284,6 +376,62 @@ cairn_restore_define(virConnectPtr conn, const char *name, const char *xml,
 
 /* --keep-uuid: no other domain may have the UUID (libvirt would refuse the
  * definition, after every disk was written) */
+char *
+cairn_restore_clone_nvram(const char *xml, const char *name, const char *original,
+                          const char *dir, GError **error)
+{
+    if (!original || !strcmp(name, original))
+        return NULL;
+    g_autofree char *old = cairn_domain_xml_nvram(xml);
+    if (!old || !g_file_test(old, G_FILE_TEST_IS_REGULAR))
+        return NULL;
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    GError *gerr = NULL;
+    if (!g_file_get_contents(old, &data, &len, &gerr)) {
+        g_propagate_prefixed_error(error, gerr, "cannot copy the UEFI variables of '%s': ",
+                                   original);
+        return NULL;
+    }
+    char *copy = g_strdup_printf("%s/%s_VARS.fd", dir, name);
+    if (!cairn_write_file_durable(copy, data, len, 0600, error)) {
+        g_free(copy);
+        return NULL;
+    }
+    return copy;
+}
+
+/* the sources of the disks not restored (not in files) that a domain other
+ * than 'name' uses: path -> that domain (restore/in-use.c) */
+GHashTable *
+cairn_restore_disks_of_others(virConnectPtr conn, const char *uri, const char *xml,
+                              GHashTable *files, const char *name)
+{
+    GHashTable *taken = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_autoptr(GHashTable) sources = cairn_domain_xml_disk_sources(xml);
+    virConnectPtr own = NULL;
+    GHashTableIter it;
+    gpointer dev, path;
+    g_hash_table_iter_init(&it, sources);
+    while (g_hash_table_iter_next(&it, &dev, &path)) {
+        if (g_hash_table_contains(files, dev) || !g_file_test(path, G_FILE_TEST_EXISTS))
+            continue;
+        if (!conn && !own && !(own = cairn_restore_connect(uri, NULL)))
+            break; /* libvirt unreachable: no domain to share with */
+        g_autoptr(GPtrArray) users = cairn_disk_users(conn ? conn : own, path);
+        for (guint i = 0; i < users->len; i++) {
+            CairnDiskUser *u = users->pdata[i];
+            if (strcmp(u->domain, name) != 0) {
+                g_hash_table_insert(taken, g_strdup(path), g_strdup(u->domain));
+                break;
+            }
+        }
+    }
+    if (own)
+        virConnectClose(own);
+    return taken;
+}
+
 gboolean
 cairn_restore_check_uuid(virConnectPtr conn, const char *uuid, const char *name, GError **error)
 {
@@ -513,9 +661,14 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
         g_free(jobs[i].path);
     }
     if (ok) {
-        g_autofree char *newxml = cairn_domain_xml_rewrite(xml, r->name, m->name, o->keep_uuid,
-                                                          o->keep_mac, files, ext, r->notes,
-                                                          error);
+        g_autofree char *nvram = cairn_restore_clone_nvram(xml, r->name, m->name, dir, error);
+        g_autoptr(GHashTable) taken = cairn_restore_disks_of_others(conn, o->uri, xml, files,
+                                                                    r->name);
+        g_autofree char *newxml =
+            (nvram || !error || !*error)
+                ? cairn_domain_xml_rewrite(xml, r->name, m->name, o->keep_uuid, o->keep_mac,
+                                           files, taken, ext, nvram, r->notes, error)
+                : NULL;
         r->xml_path = g_strdup_printf("%s/%s.xml", dir, r->name);
         ok = newxml && cairn_write_file_durable(r->xml_path, newxml, strlen(newxml), 0644, error);
         if (ok && o->define) {

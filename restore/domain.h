@@ -34,10 +34,30 @@ void cairn_restore_result_clear(CairnRestoreResult *r);
  * sources -> files (target -> path), driver types; notes for paths that do
  * not exist on this host. When name differs from original (the snapshot's
  * domain: a clone), a writable disk not in files is left out, with a note:
- * it is the original's disk. Pure apart from the existence checks. */
+ * it is the original's disk; so is one whose source is in 'taken' (path ->
+ * the domain that uses it; may be NULL); a clone's <nvram> becomes clone_nvram (NULL:
+ * empty, libvirt makes one from the template). Pure apart from the
+ * existence checks. */
 char *cairn_domain_xml_rewrite(const char *xml, const char *name, const char *original,
                                gboolean keep_uuid, gboolean keep_mac, GHashTable *files,
-                               const char *format, GPtrArray *notes, GError **error);
+                               GHashTable *taken, const char *format, const char *clone_nvram,
+                               GPtrArray *notes, GError **error);
+/* target -> the file or device of each disk of a domain XML */
+GHashTable *cairn_domain_xml_disk_sources(const char *xml);
+/* the sources of the disks not restored (not in files) that a domain other
+ * than 'name' uses (path -> that domain), for cairn_domain_xml_rewrite's
+ * 'taken'; conn NULL: one is opened (uri) if needed */
+GHashTable *cairn_restore_disks_of_others(virConnectPtr conn, const char *uri,
+                                          const char *xml, GHashTable *files,
+                                          const char *name);
+/* The per-domain UEFI variables file of a domain XML (<os><nvram>), or NULL. */
+char *cairn_domain_xml_nvram(const char *xml);
+/* A clone (name differs from original) must not share the original's UEFI
+ * variables: when that file is here, it is copied to DIR/NAME_VARS.fd (the
+ * path is returned, for cairn_domain_xml_rewrite's clone_nvram); NULL: not
+ * a clone, no such file (the clone gets a fresh one), or an error. */
+char *cairn_restore_clone_nvram(const char *xml, const char *name, const char *original,
+                                const char *dir, GError **error);
 
 /* libvirt (uri NULL: $LIBVIRT_DEFAULT_URI, else qemu:///system); errors are
  * reported through GError only */

@@ -19,6 +19,11 @@ static const char *const XML =
     "<domain type='kvm'>\n"
     "  <name>web01</name>\n"
     "  <uuid>0f4b2c1e-4bb8-4c52-9f8e-5a3c2b1d0e9f</uuid>\n"
+    "  <os>\n"
+    "    <type arch='x86_64' machine='q35'>hvm</type>\n"
+    "    <loader readonly='yes' type='pflash'>/usr/share/OVMF/OVMF_CODE_4M.fd</loader>\n"
+    "    <nvram template='/usr/share/OVMF/OVMF_VARS_4M.fd'>/srv/vm/web01_VARS.fd</nvram>\n"
+    "  </os>\n"
     "  <devices>\n"
     "    <disk type='file' device='disk'>\n"
     "      <driver name='qemu' type='qcow2'/>\n"
@@ -85,8 +90,8 @@ static char *
 rewrite(Fixture *f, const char *name, gboolean keep)
 {
     g_autoptr(GError) error = NULL;
-    char *out = cairn_domain_xml_rewrite(XML, name, "web01", keep, keep, f->files, "qcow2",
-                                         f->notes, &error);
+    char *out = cairn_domain_xml_rewrite(XML, name, "web01", keep, keep, f->files, NULL, "qcow2",
+                                         NULL, f->notes, &error);
     if (!out)
         fail_msg("rewrite failed: %s", error->message);
     return out;
@@ -169,14 +174,57 @@ test_not_a_domain(void **state)
     Fixture *f = *state;
     g_autoptr(GError) error = NULL;
     char *out = cairn_domain_xml_rewrite("<network><name>x</name></network>", "a", "b", FALSE,
-                                         FALSE, f->files, "qcow2", f->notes, &error);
+                                         FALSE, f->files, NULL, "qcow2", NULL, f->notes, &error);
     assert_null(out);
     assert_non_null(error);
     g_clear_error(&error);
-    out = cairn_domain_xml_rewrite("<domain><name>", "a", "b", FALSE, FALSE, f->files, "qcow2",
-                                   f->notes, &error);
+    out = cairn_domain_xml_rewrite("<domain><name>", "a", "b", FALSE, FALSE, f->files, NULL, "qcow2",
+                                   NULL, f->notes, &error);
     assert_null(out);
     assert_non_null(error);
+}
+
+/* the domain itself, but its old disk is another domain's now (it was
+ * renamed): left out all the same */
+static void
+test_same_name_disk_of_another_domain(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GHashTable) taken = g_hash_table_new(g_str_hash, g_str_equal);
+    g_hash_table_insert(taken, "/srv/vm/web01-vdb.raw", "web01-old");
+    g_autofree char *out = cairn_domain_xml_rewrite(XML, "web01", "web01", FALSE, FALSE,
+                                                    f->files, taken, "qcow2", NULL, f->notes,
+                                                    &error);
+    assert_null(strstr(out, "/srv/vm/web01-vdb.raw"));
+    const char *n = note_with(f, "disk vdb was not restored");
+    assert_non_null(n);
+    assert_non_null(strstr(n, "'web01-old'"));
+    assert_non_null(strstr(out, "pool/web01-data")); /* not taken: kept */
+}
+
+/* a clone never shares the original's UEFI variables */
+static void
+test_clone_nvram(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autofree char *orig = cairn_domain_xml_nvram(XML);
+    assert_string_equal(orig, "/srv/vm/web01_VARS.fd");
+    g_autofree char *copy = cairn_domain_xml_rewrite(XML, "web01-copy", "web01", FALSE, FALSE,
+                                                     f->files, NULL, "qcow2", "/new/web01-copy_VARS.fd",
+                                                     f->notes, &error);
+    assert_non_null(strstr(copy, ">/new/web01-copy_VARS.fd</nvram>"));
+    assert_null(strstr(copy, "/srv/vm/web01_VARS.fd"));
+    assert_non_null(note_with(f, "own copy of the UEFI variables"));
+    g_autofree char *fresh = cairn_domain_xml_rewrite(XML, "web01-copy", "web01", FALSE, FALSE,
+                                                      f->files, NULL, "qcow2", NULL, f->notes, &error);
+    assert_null(strstr(fresh, "web01_VARS.fd<"));
+    assert_non_null(strstr(fresh, "template=\"/usr/share/OVMF/OVMF_VARS_4M.fd\""));
+    assert_non_null(note_with(f, "new UEFI variables from the firmware's template"));
+    g_autofree char *same = cairn_domain_xml_rewrite(XML, "web01", "web01", FALSE, FALSE,
+                                                     f->files, NULL, "qcow2", NULL, f->notes, &error);
+    assert_non_null(strstr(same, ">/srv/vm/web01_VARS.fd</nvram>"));
 }
 
 int
@@ -190,6 +238,8 @@ main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_same_name_keeps_the_other_disks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_a_domain, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clone_nvram, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_same_name_disk_of_another_domain, setup, teardown),
     };
     return cmocka_run_group_tests_name("domain-xml", tests, NULL, NULL);
 }
