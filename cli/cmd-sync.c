@@ -93,11 +93,11 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
     g_autoptr(CairnRemote) remote = cairn_remote_lookup(argv[1], &gerr);
     if (!remote)
         return cairn_cli_fail(cli, gerr);
-    /* push checks what the remote's snapshots need against the local
+    /* what the target's snapshots need is checked against the local
      * indexes: an object lost or set aside there is sent again */
     CairnSyncOptions o = { .parallel = parallel ? (guint) parallel : remote->parallel,
                            .bwlimit = remote->bwlimit, .dry_run = dry_run,
-                           .repair_present = push };
+                           .repair_present = TRUE };
     cairn_cancel_on_signals(); /* SIGINT/SIGTERM: stop after the objects in flight, unlock */
     if (bw && !cairn_parse_size(bw, &o.bwlimit, &gerr))
         return cairn_cli_fail(cli, gerr);
@@ -139,9 +139,16 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
          !(dst_lock = cairn_lock_acquire(dst, CAIRN_LOCK_SHARED, push ? "push" : "pull",
                                          cli->lock_wait, &gerr))))
         return cairn_cli_fail(cli, gerr);
-    g_autoptr(GPtrArray) list = cairn_snapshot_list(src, NULL, &gerr);
+    if (!push)
+        o.index_repo = dst; /* the local side (NULL in a dry run into nothing) */
+    /* a snapshot whose manifest cannot be read cannot move; the others do */
+    g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) list = cairn_snapshot_list_full(src, NULL, broken, &gerr);
     if (!list)
         return cairn_cli_fail(cli, gerr);
+    for (guint i = 0; i < broken->len; i++)
+        fprintf(stderr, "cairn %s: warning: %s; not copied\n", cli->command,
+                (char *) broken->pdata[i]);
     g_autoptr(GPtrArray) chosen = select_snapshots(list, argc, argv, skip_missing, &gerr);
     if (!chosen)
         return cairn_cli_fail(cli, gerr);
@@ -188,7 +195,7 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
     cairn_sync_stats_clear(&st);
     if (!ok)
         return cairn_cli_fail(cli, gerr);
-    return 0;
+    return broken->len ? 1 : 0; /* full success only when every snapshot moved */
 }
 
 int

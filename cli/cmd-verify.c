@@ -10,37 +10,45 @@
 #include "repo/verify.h"
 
 /* Set the damaged objects aside (repo/quarantine.h): the next backup of the
- * same data stores them again. Returns how many, -1 on failure (reported). */
+ * same data stores them again. Returns how many (an object whole again by
+ * now is left), or -1 with *ret_error: the report is printed all the same. */
 static int
-set_aside(CairnCli *cli, CairnRepo *repo, GArray *damaged)
+set_aside(CairnCli *cli, CairnRepo *repo, GArray *damaged, GError **ret_error)
 {
     if (!damaged || damaged->len == 0)
         return 0;
-    g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnLock) lock = cairn_lock_acquire(repo, CAIRN_LOCK_SHARED, "verify",
-                                                   cli->lock_wait, &gerr);
-    if (!lock) {
-        cairn_cli_fail(cli, gerr);
+                                                   cli->lock_wait, ret_error);
+    if (!lock)
         return -1;
-    }
     g_autoptr(GHashTable) seen = g_hash_table_new(cairn_id_hash, cairn_id_equal_func);
     int n = 0;
     for (guint i = 0; i < damaged->len; i++) {
         CairnId *id = &g_array_index(damaged, CairnId, i);
         if (!g_hash_table_add(seen, id))
             continue;
-        if (!cairn_repo_quarantine(repo, id, &gerr)) {
-            cairn_cli_fail(cli, gerr);
+        gboolean moved = FALSE;
+        if (!cairn_repo_quarantine(repo, id, &moved, ret_error))
             return -1;
-        }
-        n++;
+        n += moved;
     }
-    fprintf(stderr, "cairn verify: set %d damaged object%s aside (quarantine/ in the "
-            "repository): the next backup of the same data stores %s again, which repairs "
-            "every snapshot that uses %s; a snapshot whose data is gone for good can be "
-            "dropped with 'cairn forget'\n", n, n == 1 ? "" : "s", n == 1 ? "it" : "them",
-            n == 1 ? "it" : "them");
     return n;
+}
+
+/* after the report: what was set aside, or why nothing could be */
+static void
+say_set_aside(CairnCli *cli, int n, const GError *err)
+{
+    if (n < 0)
+        fprintf(stderr, "cairn verify: the damaged objects were not set aside for repair: %s "
+                "(verify --no-repair only reports, e.g. on a read-only repository)\n",
+                err->message);
+    else if (n > 0)
+        fprintf(stderr, "cairn verify: set %d damaged object%s aside (quarantine/ in the "
+                "repository): the next backup of the same data stores %s again, which "
+                "repairs every snapshot that uses %s; a snapshot whose data is gone for good "
+                "can be dropped with 'cairn forget'\n", n, n == 1 ? "" : "s",
+                n == 1 ? "it" : "them", n == 1 ? "it" : "them");
 }
 
 /* An encrypted repository without its key (a remote that never sees it):
@@ -65,11 +73,8 @@ verify_without_key(CairnCli *cli, gboolean json, gboolean repair)
     CairnVerifyReport r;
     if (!cairn_verify_stored(repo, &r, &gerr))
         return cairn_cli_fail(cli, gerr);
-    int aside = repair ? set_aside(cli, repo, r.damaged) : 0;
-    if (aside < 0) {
-        cairn_verify_report_clear(&r);
-        return 1;
-    }
+    g_autoptr(GError) aerr = NULL;
+    int aside = repair ? set_aside(cli, repo, r.damaged, &aerr) : 0;
     if (json) {
         g_autoptr(CairnJson) probs = json_array();
         for (guint i = 0; i < r.problems->len; i++)
@@ -78,7 +83,7 @@ verify_without_key(CairnCli *cli, gboolean json, gboolean repair)
                                            r.problems->len == 0, "keyless", TRUE, "snapshots",
                                            (int) r.snapshots, "objects_read",
                                            (json_int_t) r.objects_read, "problems", probs,
-                                           "set_aside", aside);
+                                           "set_aside", MAX(aside, 0));
         cairn_cli_print_json(o);
     } else {
         printf("verified without the key: %u snapshot refs, %" G_GUINT64_FORMAT " objects' "
@@ -87,7 +92,8 @@ verify_without_key(CairnCli *cli, gboolean json, gboolean repair)
     }
     for (guint i = 0; i < r.problems->len; i++)
         fprintf(stderr, "cairn verify: %s\n", (char *) r.problems->pdata[i]);
-    int rc = r.problems->len ? 1 : 0;
+    say_set_aside(cli, aside, aerr);
+    int rc = r.problems->len || aside < 0 ? 1 : 0;
     cairn_verify_report_clear(&r);
     return rc;
 }
@@ -160,11 +166,8 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
     if (!cairn_verify_sample(repo, selected, percent, &r, &gerr))
         return cairn_cli_fail(cli, gerr);
     double secs = (double) (g_get_monotonic_time() - t0) / 1e6;
-    int aside = no_repair ? 0 : set_aside(cli, repo, r.damaged);
-    if (aside < 0) {
-        cairn_verify_report_clear(&r);
-        return 1;
-    }
+    g_autoptr(GError) aerr = NULL;
+    int aside = no_repair ? 0 : set_aside(cli, repo, r.damaged, &aerr);
     if (json) {
         g_autoptr(CairnJson) probs = json_array();
         for (guint i = 0; i < r.problems->len; i++)
@@ -178,7 +181,7 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
                                            "chunks_read", (json_int_t) r.chunks_read,
                                            "objects_read", (json_int_t) r.objects_read,
                                            "problems", probs, "duration_seconds", secs,
-                                           "set_aside", aside);
+                                           "set_aside", MAX(aside, 0));
         cairn_cli_print_json(o);
     } else {
         g_autofree char *how = percent >= 100.0 ? g_strdup("data read and re-hashed")
@@ -193,7 +196,8 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
     }
     for (guint i = 0; i < r.problems->len; i++)
         fprintf(stderr, "cairn verify: %s\n", (char *) r.problems->pdata[i]);
-    int rc = r.problems->len ? 1 : 0;
+    say_set_aside(cli, aside, aerr);
+    int rc = r.problems->len || aside < 0 ? 1 : 0;
     cairn_verify_report_clear(&r);
     return rc;
 }

@@ -121,8 +121,10 @@ pull_one(CairnCli *cli, CairnRemote *remote, CairnRepo *remote_repo, CairnSnapsh
         return NULL;
     g_autoptr(GPtrArray) one = g_ptr_array_new();
     g_ptr_array_add(one, s);
+    /* what the local copy lacks (set aside by verify, say) comes back too */
     CairnSyncOptions o = { .parallel = remote->parallel ? remote->parallel : 8,
-                           .bwlimit = remote->bwlimit };
+                           .bwlimit = remote->bwlimit, .repair_present = TRUE,
+                           .index_repo = lrepo };
     CairnCliProgress progress;
     cairn_cli_progress_init(&progress, cli, "pull");
     if (progress.active) {

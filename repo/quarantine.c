@@ -3,6 +3,7 @@
 
 #include <string.h>
 
+#include "repo/object.h"
 #include "repo/quarantine.h"
 #include "repo/verify.h"
 
@@ -15,18 +16,37 @@ quarantine_key(const CairnId *id)
     return g_strconcat(PREFIX, cairn_id_to_hex(id, hex), NULL);
 }
 
+/* the stored bytes pass the check the repository can make: decode and
+ * hash with the key, the stored checksum without */
+static gboolean
+whole_now(CairnRepo *repo, const CairnId *id, GBytes *stored)
+{
+    gsize len;
+    const void *data = g_bytes_get_data(stored, &len);
+    if (cairn_repo_has_key(repo))
+        return cairn_repo_verify_stored(repo, id, data, len, NULL);
+    return cairn_object_check_stored(id, data, len, cairn_repo_is_encrypted(repo), NULL);
+}
+
 gboolean
-cairn_repo_quarantine(CairnRepo *repo, const CairnId *id, GError **error)
+cairn_repo_quarantine(CairnRepo *repo, const CairnId *id, gboolean *ret_moved, GError **error)
 {
     CairnBackend *b = cairn_repo_backend(repo);
     g_autofree char *key = cairn_object_key(id);
     g_autofree char *qkey = quarantine_key(id);
     g_autoptr(GError) gerr = NULL;
+    *ret_moved = FALSE;
     g_autoptr(GBytes) stored = cairn_backend_get(b, key, &gerr);
     if (!stored && !g_error_matches(gerr, CAIRN_BACKEND_ERROR, CAIRN_BACKEND_ERROR_NOT_FOUND)) {
         g_propagate_error(error, g_steal_pointer(&gerr));
         return FALSE;
     }
+    /* checked again now: since verify found it damaged or missing, a backup
+     * or a push may have stored it whole (put-if-absent keeps a damaged one,
+     * so one that passes now stays whole) */
+    if (stored && whole_now(repo, id, stored))
+        return TRUE;
+    *ret_moved = TRUE;
     gsize len = 0;
     const void *data = stored ? g_bytes_get_data(stored, &len) : "";
     /* the copy first: a damaged object is never just dropped (and a marker

@@ -14,8 +14,10 @@
 #include "repo/repo.h"
 
 /* Set the object aside: its stored bytes (if any) to quarantine/<id>, then
- * it is removed from objects/. */
-gboolean cairn_repo_quarantine(CairnRepo *repo, const CairnId *id, GError **error);
+ * it is removed from objects/ — unless it is whole now (checked again right
+ * before: a backup may have stored it meanwhile): *ret_moved says which. */
+gboolean cairn_repo_quarantine(CairnRepo *repo, const CairnId *id, gboolean *ret_moved,
+                               GError **error);
 
 /* The ids in quarantine/ whose object is still absent (CairnId* set; empty
  * when none), from one listing of each. */

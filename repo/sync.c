@@ -110,8 +110,9 @@ bucket_take(Bucket *bk, size_t bytes)
  * otherwise commits in batches of up to 4096: an interrupted pull would
  * leave them all as temp files) */
 #define SLICE_OBJECTS 64
-/* transfers failing in a row (not rejected objects) before giving up */
-#define GIVE_UP_AFTER 16
+/* transfers failing in a row (not rejected objects) before giving up: the
+ * transfers in flight at once, at least this many */
+#define GIVE_UP_AFTER_MIN 4
 
 typedef struct {
     CairnRepo *src;
@@ -122,7 +123,9 @@ typedef struct {
     guint outstanding;
     gboolean snapshot_failed;
     guint failures_in_row;    /* transfers that failed for another reason than the object */
+    guint give_up_after;
     char *give_up;            /* set: stop, this is why */
+    GPtrArray *transport;     /* char*: those failures (one line in all when it gives up) */
     GHashTable *failed;       /* object keys that did not arrive (char*) */
     GHashTable *counted;      /* object keys already counted as present (char*) */
     GHashTable *sizes;        /* source object key -> stored size, for progress */
@@ -183,11 +186,10 @@ worker(gpointer data, gpointer user)
         gboolean rejected = g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT);
         if (rejected)
             sy->st->objects_rejected++;
-        else if (++sy->failures_in_row >= GIVE_UP_AFTER && !sy->give_up)
+        else if (++sy->failures_in_row >= sy->give_up_after && !sy->give_up)
             sy->give_up = g_strdup_printf("the last %u transfers failed, giving up (the last: "
                                           "%s)", sy->failures_in_row, gerr->message);
-        if (!sy->give_up || rejected)
-            g_ptr_array_add(sy->st->problems, g_strdup(gerr->message));
+        g_ptr_array_add(rejected ? sy->st->problems : sy->transport, g_strdup(gerr->message));
     } else if (ok) {
         sy->failures_in_row = 0;
     }
@@ -199,8 +201,8 @@ worker(gpointer data, gpointer user)
 
 /* Objects of the snapshot the target lacks, manifest excluded (it goes last). */
 static gboolean
-missing_objects(Sync *sy, CairnSnapshot *s, GHashTable *present, GArray *out,
-                guint64 *ret_present, GError **error)
+missing_objects(Sync *sy, CairnSnapshot *s, GHashTable *present, gboolean published,
+                GArray *out, guint64 *ret_present, GError **error)
 {
     CairnManifest *m = s->manifest;
     g_autoptr(GHashTable) seen = g_hash_table_new(cairn_id_hash, cairn_id_equal_func);
@@ -213,8 +215,12 @@ missing_objects(Sync *sy, CairnSnapshot *s, GHashTable *present, GArray *out,
     for (guint d = 0; d < m->disks->len; d++) {
         CairnManifestDisk *disk = m->disks->pdata[d];
         g_hash_table_add(seen, &disk->index);
-        CairnIndex *index = cairn_index_load(sy->src, &disk->index, error);
-        if (!index)
+        /* a snapshot already there: its index from the local side if it has
+         * a whole one (a pull reads no remote index for nothing) */
+        CairnIndex *index = published && sy->opts->index_repo
+                                ? cairn_index_load(sy->opts->index_repo, &disk->index, NULL)
+                                : NULL;
+        if (!index && !(index = cairn_index_load(sy->src, &disk->index, error)))
             return FALSE;
         g_ptr_array_add(indexes, index);
         for (uint64_t c = 0; c < index->count; c++)
@@ -249,6 +255,17 @@ key_set(CairnBackend *b, const char *prefix, GError **error)
         g_hash_table_add(set, g_steal_pointer(&e->key));
     }
     return set;
+}
+
+/* the target's copy of an object decodes and matches its id (the target
+ * is a copy of the source: the same keys) */
+static gboolean
+target_object_whole(Sync *sy, const CairnId *id)
+{
+    g_autofree char *key = cairn_object_key(id);
+    g_autoptr(GBytes) b = cairn_backend_get(sy->target, key, NULL);
+    return b && cairn_repo_verify_stored(sy->src, id, g_bytes_get_data(b, NULL),
+                                         g_bytes_get_size(b), NULL);
 }
 
 /* Send the objects in slices, each made durable before the next: what
@@ -300,7 +317,7 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
     g_autoptr(GArray) missing = g_array_new(FALSE, FALSE, sizeof(CairnId));
     guint64 already = 0;
     g_autoptr(GError) ierr = NULL;
-    if (!missing_objects(sy, s, present, missing, &already, &ierr)) {
+    if (!missing_objects(sy, s, present, published, missing, &already, &ierr)) {
         /* an unreadable index or manifest part: this snapshot cannot move,
          * the others still do */
         char hex[CAIRN_ID_HEX_LEN + 1];
@@ -327,9 +344,12 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
         } else {
             sy->st->snapshots_sent++;
         }
-        /* what later snapshots share with this one is counted once */
-        for (guint i = 0; i < missing->len; i++)
-            g_hash_table_add(present, cairn_object_key(&g_array_index(missing, CairnId, i)));
+        /* what later snapshots share with this one is counted once, as sent */
+        for (guint i = 0; i < missing->len; i++) {
+            char *k = cairn_object_key(&g_array_index(missing, CairnId, i));
+            g_hash_table_add(sy->counted, g_strdup(k));
+            g_hash_table_add(present, k);
+        }
         return TRUE;
     }
     gboolean sent = send_objects(sy, pool, missing, error);
@@ -362,6 +382,15 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
         }
         return FALSE;
     }
+    /* the ref goes over a manifest checked on the target: one that was there
+     * already (put-if-absent kept it) may be damaged */
+    if (!target_object_whole(sy, &s->id)) {
+        g_autofree char *mk = cairn_object_key(&s->id);
+        g_autoptr(GBytes) good = cairn_backend_get(cairn_repo_backend(sy->src), mk, error);
+        if (!good || !cairn_backend_put(sy->target, mk, g_bytes_get_data(good, NULL),
+                                        g_bytes_get_size(good), CAIRN_PUT_REPLACE, NULL, error))
+            return FALSE;
+    }
     if (published) { /* its ref was there: what it lacked is back */
         sy->st->snapshots_present++;
         sy->st->snapshots_repaired++;
@@ -383,6 +412,8 @@ cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
     st->problems = g_ptr_array_new_with_free_func(g_free);
     gint64 t0 = g_get_monotonic_time();
     Sync sy = { .src = src, .target = target, .st = st, .opts = opts };
+    sy.give_up_after = MAX(GIVE_UP_AFTER_MIN, opts->parallel ? opts->parallel : 8);
+    sy.transport = g_ptr_array_new_with_free_func(g_free);
     sy.failed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     sy.counted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     g_mutex_init(&sy.lock);
@@ -428,6 +459,10 @@ out:
     g_mutex_clear(&sy.bucket.lock);
     g_hash_table_unref(sy.failed);
     g_hash_table_unref(sy.counted);
+    /* given up: the error says it with the last failure, not each one */
+    for (guint i = 0; !sy.give_up && i < sy.transport->len; i++)
+        g_ptr_array_add(st->problems, g_strdup(sy.transport->pdata[i]));
+    g_ptr_array_unref(sy.transport);
     g_free(sy.give_up);
     if (sy.sizes)
         g_hash_table_unref(sy.sizes);

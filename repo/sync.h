@@ -22,6 +22,9 @@ typedef struct {
      * that the target lacks (lost, or set aside as damaged by verify there)
      * are sent again (push: the source's indexes are local) */
     gboolean repair_present;
+    /* where the disk indexes of snapshots already on the target are read
+     * from (NULL: the source): the local side (pull: the target) */
+    CairnRepo *index_repo;
     void (*progress)(uint64_t done_bytes, uint64_t total_bytes, gpointer data);
     gpointer progress_data;
 } CairnSyncOptions;

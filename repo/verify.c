@@ -97,6 +97,26 @@ referencing(GArray *loaded, const CairnId *id)
     return g_string_free(g_steal_pointer(&s), FALSE);
 }
 
+/* the manifests of the refs that did not load because they are damaged or
+ * missing (not for another reason): they are set aside like any object */
+static void
+damaged_manifests(CairnRepo *repo, GPtrArray *loaded, GArray *damaged)
+{
+    g_autoptr(GArray) ids = cairn_snapshot_match_ids(repo, "", NULL);
+    g_autoptr(GHashTable) ok = g_hash_table_new(cairn_id_hash, cairn_id_equal_func);
+    for (guint i = 0; i < loaded->len; i++)
+        g_hash_table_add(ok, &((CairnSnapshot *) loaded->pdata[i])->id);
+    for (guint i = 0; ids && i < ids->len; i++) {
+        const CairnId *id = &g_array_index(ids, CairnId, i);
+        if (g_hash_table_contains(ok, id))
+            continue;
+        g_autoptr(GError) gerr = NULL;
+        g_autoptr(CairnSnapshot) s = cairn_snapshot_load(repo, id, &gerr);
+        if (!s && is_damage(gerr))
+            g_array_append_val(damaged, *id);
+    }
+}
+
 gboolean
 cairn_verify(CairnRepo *repo, GPtrArray *snapshots, gboolean read_data,
              CairnVerifyReport *r, GError **error)
@@ -153,6 +173,7 @@ cairn_verify_sample(CairnRepo *repo, GPtrArray *snapshots, double read_percent,
         if (!all)
             return FALSE;
         snapshots = all;
+        damaged_manifests(repo, all, r->damaged);
     }
     g_autoptr(GHashTable) present = NULL;
     if (!read_all && !(present = cairn_repo_list_objects(repo, NULL, error)))

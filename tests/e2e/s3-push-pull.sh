@@ -122,6 +122,17 @@ restore_cmp "$REPO" "$SNAP1" "$WORKDIR/vm1-v1.raw"
 restore_cmp "$REPO" "$SNAP2" "$IMG"
 cairn verify --read-data >/dev/null || fail "verify --read-data of the pulled repository"
 
+check "a chunk set aside locally by verify: the next pull fetches it again (snapshots_repaired)"
+LOCAL_LOST=$REPO/objects/${LOST:0:2}/$LOST
+printf '\x00\xff' | dd of="$LOCAL_LOST" bs=1 seek=100 conv=notrunc status=none
+expect_fail "$WORKDIR/vl.err" cairn verify --read-data
+assert_contains "$WORKDIR/vl.err" "set 1 damaged object aside" "verify of the local repository"
+cairn pull one --json >"$J.lrep" || { cat "$J.lrep"; fail "the repairing pull failed"; }
+assert_eq "$(json_get "$J.lrep" objects_sent)" 1 "repairing pull: objects_sent"
+assert_ge "$(json_get "$J.lrep" snapshots_repaired)" 1 "repairing pull: snapshots_repaired"
+restore_cmp "$REPO" "$SNAP1" "$WORKDIR/vm1-v1.raw"
+cairn verify --read-data >/dev/null || fail "verify --read-data after the repairing pull"
+
 check "chain: pull one -> repo2 -> push two; restore from bucket two with --repo s3://..."
 REPO2=$WORKDIR/repo2
 "$CAIRN_BIN" --repo "$REPO2" pull one --json >"$J.l2"

@@ -19,6 +19,7 @@
 #include "repo/lock.h"
 #include "repo/repo.h"
 #include "repo/snapshot.h"
+#include "repo/quarantine.h"
 #include "repo/verify.h"
 
 /* test hook in repo/backends/memory.c */
@@ -463,6 +464,48 @@ test_resolve_beside_damaged(void **state)
     g_autoptr(GArray) ids = cairn_snapshot_match_ids(r, hex, &e);
     assert_int_equal(ids->len, 1);
     assert_true(cairn_id_equal(&g_array_index(ids, CairnId, 0), &bad));
+
+    /* verify names the damaged manifest among the objects to set aside */
+    CairnVerifyReport rep;
+    assert_true(cairn_verify(r, NULL, FALSE, &rep, &e));
+    gboolean listed = FALSE;
+    for (guint i = 0; i < rep.damaged->len; i++)
+        listed |= cairn_id_equal(&g_array_index(rep.damaged, CairnId, i), &bad);
+    assert_true(listed);
+    cairn_verify_report_clear(&rep);
+}
+
+/* setting aside re-checks the object first: one whole again by then (a
+ * backup stored it after verify saw it damaged) stays where it is */
+static void
+test_quarantine_rechecks(void **state)
+{
+    Fx *f = *state;
+    init_repo(f, NULL);
+    g_autoptr(CairnRepo) r = open_repo(f, NULL);
+    g_autofree uint8_t *data = g_malloc(5000);
+    chunk_content(data, 5000, 3);
+    CairnId id;
+    g_autoptr(GError) error = NULL;
+    assert_true(cairn_repo_put(r, CAIRN_OBJECT_CHUNK, data, 5000, &id, NULL, &error));
+    gboolean moved = TRUE;
+    assert_true(cairn_repo_quarantine(r, &id, &moved, &error));
+    assert_false(moved);
+    gboolean exists = FALSE;
+    assert_true(cairn_repo_has(r, &id, &exists, &error));
+    assert_true(exists);
+    damage(f, &id, 30);
+    assert_true(cairn_repo_quarantine(r, &id, &moved, &error));
+    assert_true(moved);
+    assert_true(cairn_repo_has(r, &id, &exists, &error));
+    assert_false(exists);
+    g_autoptr(GHashTable) damaged = cairn_repo_damaged(r, &error);
+    assert_true(g_hash_table_contains(damaged, &id));
+    /* stored whole again: no longer damaged */
+    CairnId again;
+    assert_true(cairn_repo_put(r, CAIRN_OBJECT_CHUNK, data, 5000, &again, NULL, &error));
+    g_autoptr(GHashTable) after = cairn_repo_damaged(r, &error);
+    assert_false(g_hash_table_contains(after, &id));
 }
 
 static CairnSnapshot *
@@ -763,6 +806,7 @@ main(void)
         cmocka_unit_test_setup_teardown(test_snapshots_resolve, setup, teardown),
         cmocka_unit_test(test_resolve_ambiguous),
         cmocka_unit_test_setup_teardown(test_resolve_beside_damaged, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_quarantine_rechecks, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_sample, setup, teardown),
         cmocka_unit_test_setup_teardown(test_gc, setup, teardown),
