@@ -18,7 +18,16 @@ id_of(CairnCli *cli, CairnRepo *repo, const char *spec, CairnId *ret_id, char **
     const char *at = strrchr(spec, '@');
     g_autofree char *lower = g_ascii_strdown(spec, -1);
     if ((at && at != spec) || !cairn_is_hex(lower, 8, CAIRN_ID_HEX_LEN)) {
-        g_autoptr(CairnSnapshot) s = cairn_cli_resolve(cli, repo, spec, error);
+        g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
+        g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(repo, spec, broken, error);
+        if (s && broken->len) {
+            /* NAME@latest of the readable ones may not be the one meant */
+            g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_INVALID,
+                        "%u snapshot%s cannot be read (%s), so '%s' may not name the one you "
+                        "mean: give its id", broken->len, broken->len == 1 ? "" : "s",
+                        (char *) broken->pdata[0], spec);
+            return FALSE;
+        }
         if (!s)
             return FALSE;
         g_autofree char *t = cairn_format_time_utc(s->manifest->time);
@@ -88,6 +97,13 @@ cairn_cmd_forget(CairnCli *cli, int argc, char **argv)
         char *what = NULL;
         if (!id_of(cli, repo, argv[i], &id, &what, &gerr))
             return cairn_cli_fail(cli, gerr);
+        gboolean dup = FALSE;
+        for (guint k = 0; k < ids->len; k++)
+            dup |= cairn_id_equal(&g_array_index(ids, CairnId, k), &id);
+        if (dup) { /* named twice: forgotten once */
+            g_free(what);
+            continue;
+        }
         g_array_append_val(ids, id);
         g_ptr_array_add(whats, what);
     }

@@ -28,9 +28,10 @@ cairn_cmd_gc(CairnCli *cli, int argc, char **argv)
         return cairn_cli_usage(cli, "unexpected argument '%s'", argv[1]);
     g_autoptr(GError) gerr = NULL;
     int64_t grace = 3600, wait = 0;
-    if ((grace_s && !cairn_parse_duration(grace_s, &grace, &gerr)) ||
-        (wait_s && !cairn_parse_duration(wait_s, &wait, &gerr)))
-        return cairn_cli_fail(cli, gerr);
+    if (grace_s && !cairn_parse_duration(grace_s, &grace, &gerr))
+        return cairn_cli_usage(cli, "--grace: %s", gerr->message);
+    if (wait_s && !cairn_parse_duration(wait_s, &wait, &gerr))
+        return cairn_cli_usage(cli, "--wait: %s", gerr->message);
 
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo)

@@ -34,6 +34,10 @@ cairn_cmd_prune(CairnCli *cli, int argc, char **argv)
         p.yearly < 0)
         return cairn_cli_usage(cli, "--keep-* values must not be negative");
 
+    if (cairn_keep_policy_is_empty(&p))
+        return cairn_cli_usage(cli, "no --keep-* option keeps anything (none given, or all 0): "
+                               "pruning would remove every snapshot; give at least one above "
+                               "0, e.g. --keep-last 7");
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo)

@@ -186,9 +186,23 @@ cairn_cmd_remote(CairnCli *cli, int argc, char **argv)
 {
     const char *sub = argc > 1 ? argv[1] : "list";
     gboolean json = FALSE;
-    for (int i = 2; i < argc; i++)
+    int words = 0; /* arguments besides the subcommand and --json */
+    for (int i = 2; i < argc; i++) {
         if (!strcmp(argv[i], "--json"))
             json = TRUE;
+        else
+            words++;
+    }
+    if (strcmp(sub, "add") && strcmp(sub, "-h") && strcmp(sub, "--help") &&
+        words > (!strcmp(sub, "show") || !strcmp(sub, "test") ? 1 : 0))
+        return cairn_cli_usage(cli, "too many arguments: usage: cairn remote list [--json] | "
+                               "show NAME [--json] | test NAME [--json]");
+    if (!strcmp(sub, "-h") || !strcmp(sub, "--help")) {
+        printf("usage: cairn remote add NAME URL [--endpoint URL] [--region R] [--style "
+               "path|virtual] [--credentials FILE] [--ca-file FILE] [--insecure] [--force]\n"
+               "       cairn remote list [--json] | show NAME [--json] | test NAME [--json]\n");
+        return 0;
+    }
     if (!strcmp(sub, "add"))
         return remote_add(cli, argc - 1, argv + 1);
     if (!strcmp(sub, "list") || !strcmp(sub, "--json"))

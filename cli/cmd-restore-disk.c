@@ -12,6 +12,14 @@
 #include "restore/domain.h"
 #include "restore/in-use.h"
 
+/* the file name ends with ext, in any case */
+static gboolean
+has_ext(const char *path, const char *ext)
+{
+    size_t n = strlen(path), e = strlen(ext);
+    return n > e && !g_ascii_strcasecmp(path + n - e, ext);
+}
+
 int
 cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
 {
@@ -72,10 +80,15 @@ cairn_cmd_restore_disk(CairnCli *cli, int argc, char **argv)
     if (format_s) {
         if (!cairn_disk_format_parse(format_s, &fmt, &gerr))
             return cairn_cli_usage(cli, "%s", gerr->message);
-    } else if (to && (g_str_has_suffix(to, ".raw") || g_str_has_suffix(to, ".img"))) {
+    } else if (to && (has_ext(to, ".raw") || has_ext(to, ".img"))) {
         fmt = CAIRN_DISK_FORMAT_RAW; /* what the file's name says */
-    } else if (to && g_str_has_suffix(to, ".qcow2")) {
+    } else if (to && has_ext(to, ".qcow2")) {
         fmt = CAIRN_DISK_FORMAT_QCOW2;
+    } else if (to && (has_ext(to, ".vmdk") || has_ext(to, ".vdi") || has_ext(to, ".vhd") ||
+                      has_ext(to, ".vhdx"))) {
+        return cairn_cli_usage(cli, "'%s': cairn writes raw or qcow2 disks; give --format raw "
+                               "or --format qcow2 (and convert it with qemu-img if you must)",
+                               to);
     } else if (disk->format && !strcmp(disk->format, "raw")) {
         fmt = CAIRN_DISK_FORMAT_RAW;
     }

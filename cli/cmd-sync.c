@@ -66,7 +66,7 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
 {
     gboolean all = FALSE, dry_run = FALSE, json = FALSE, skip_missing = FALSE;
     g_autofree char *bw = NULL;
-    int parallel = 0;
+    int parallel = -1;
     GOptionEntry entries[] = {
         { "all", 0, 0, G_OPTION_ARG_NONE, &all, "every snapshot (the default)", NULL },
         { "bwlimit", 0, 0, G_OPTION_ARG_STRING, &bw, "at most RATE bytes per second "
@@ -87,7 +87,7 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
                                "s3://BUCKET/PREFIX or file:///PATH)");
     if (all && argc > 2)
         return cairn_cli_usage(cli, "--all and a list of snapshots exclude each other");
-    if (parallel < 0 || parallel > 64)
+    if (parallel != -1 && (parallel < 1 || parallel > 64))
         return cairn_cli_usage(cli, "--parallel must be from 1 to 64");
     g_autoptr(GError) gerr = NULL;
     g_autoptr(CairnRemote) remote = cairn_remote_lookup(argv[1], &gerr);
@@ -95,12 +95,12 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
         return cairn_cli_fail(cli, gerr);
     /* what the target's snapshots need is checked against the local
      * indexes: an object lost or set aside there is sent again */
-    CairnSyncOptions o = { .parallel = parallel ? (guint) parallel : remote->parallel,
+    CairnSyncOptions o = { .parallel = parallel > 0 ? (guint) parallel : remote->parallel,
                            .bwlimit = remote->bwlimit, .dry_run = dry_run,
                            .repair_present = TRUE };
     cairn_cancel_on_signals(); /* SIGINT/SIGTERM: stop after the objects in flight, unlock */
     if (bw && !cairn_parse_size(bw, &o.bwlimit, &gerr))
-        return cairn_cli_fail(cli, gerr);
+        return cairn_cli_usage(cli, "--bwlimit: %s", gerr->message);
 
     /* src: where snapshots come from; dst: where they go */
     g_autoptr(CairnRepo) src = NULL, dst = NULL;

@@ -73,6 +73,19 @@ verify_without_key(CairnCli *cli, gboolean json, gboolean repair)
     CairnVerifyReport r;
     if (!cairn_verify_stored(repo, &r, &gerr))
         return cairn_cli_fail(cli, gerr);
+    /* without the key the snapshots' contents are not followed: what an
+     * earlier verify set aside and nothing stored again is still missing */
+    g_autoptr(GHashTable) waiting = cairn_repo_damaged(repo, NULL);
+    GHashTableIter it;
+    gpointer id;
+    if (waiting)
+        g_hash_table_iter_init(&it, waiting);
+    while (waiting && g_hash_table_iter_next(&it, &id, NULL)) {
+        char hex[CAIRN_ID_HEX_LEN + 1];
+        g_ptr_array_add(r.problems, g_strdup_printf("object %s was set aside as damaged and is "
+                        "still missing: a push of the snapshots that use it (or a backup of "
+                        "the same data) stores it again", cairn_id_to_hex(id, hex)));
+    }
     g_autoptr(GError) aerr = NULL;
     int aside = repair ? set_aside(cli, repo, r.damaged, &aerr) : 0;
     if (json) {
@@ -131,6 +144,9 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
         return cairn_cli_usage(cli, "--read-data-subset: give more than 0%% (without the "
                                "option, verify checks the structure and reads no chunk)");
 
+    if (keyless && (argc > 1 || percent > 0))
+        return cairn_cli_usage(cli, "--keyless checks every object's stored checksum: it "
+                               "reads no data and takes no snapshot names");
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo && g_error_matches(gerr, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_NEED_KEY) && argc == 1) {
         /* never by accident: a job that lost its key must not pass unnoticed */

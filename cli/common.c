@@ -66,7 +66,8 @@ cairn_cli_parse(CairnCli *cli, GOptionContext *ctx, int *argc, char ***argv)
         gboolean is_global = name && g_strv_contains(global, name);
         if (is_global)
             fprintf(stderr, "cairn %s: %s: it is a global option, it goes before the command "
-                    "('cairn --repo PATH %s ...')\n", cli->command, gerr->message,
+                    "('cairn %s%s %s ...')\n", cli->command, gerr->message, name,
+                    strcmp(name, "-q") && strcmp(name, "--quiet") ? " VALUE" : "",
                     cli->command);
         else
             fprintf(stderr, "cairn %s: %s ('cairn %s --help' lists the options)\n", cli->command,

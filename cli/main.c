@@ -119,7 +119,8 @@ say_waiting(const char *conflict, int64_t wait_seconds)
     if (quiet)
         return;
     fprintf(stderr, "cairn: waiting up to %" G_GINT64_FORMAT " s for the repository: %s "
-            "(cairn --lock-wait DURATION COMMAND changes how long)\n", wait_seconds, conflict);
+            "('cairn --lock-wait DURATION COMMAND', or gc's own --wait, sets how long)\n",
+            wait_seconds, conflict);
 }
 
 int

@@ -32,6 +32,17 @@ mark_snapshot(CairnRepo *repo, CairnSnapshot *s, GHashTable *live, GError **erro
         mark(live, &disk->index);
         g_autoptr(GError) gerr = NULL;
         g_autoptr(CairnIndex) index = cairn_index_load(repo, &disk->index, &gerr);
+        g_autoptr(GHashTable) aside = index ? NULL : cairn_repo_damaged(repo, NULL);
+        if (aside && g_hash_table_contains(aside, &disk->index)) {
+            char hex[CAIRN_ID_HEX_LEN + 1];
+            g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT,
+                        "gc stopped, nothing deleted: the index of disk %s of snapshot %.12s "
+                        "(%s) was set aside as damaged by verify; the next backup of that disk "
+                        "stores it again and repairs every snapshot that uses it (if the disk "
+                        "has changed since, 'cairn forget %.12s' drops the snapshot)",
+                        disk->target, cairn_id_to_hex(&s->id, hex), m->name, hex);
+            return FALSE;
+        }
         if (!index) {
             char hex[CAIRN_ID_HEX_LEN + 1];
             g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_CORRUPT,
@@ -104,7 +115,7 @@ cairn_gc(CairnRepo *repo, int64_t grace, gboolean dry_run, int64_t lock_wait,
     }
     if (!dry_run && !cairn_backend_cleanup(b, grace, &st->temps_removed, error))
         return FALSE;
-    if (!dry_run && !cairn_repo_quarantine_clear_repaired(repo, &st->quarantine_cleared, error))
+    if (!dry_run && !cairn_repo_quarantine_clear(repo, live, &st->quarantine_cleared, error))
         return FALSE;
     return cairn_backend_flush(b, error);
 }

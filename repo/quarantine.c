@@ -98,7 +98,8 @@ cairn_repo_damaged(CairnRepo *repo, GError **error)
 }
 
 gboolean
-cairn_repo_quarantine_clear_repaired(CairnRepo *repo, guint *ret_removed, GError **error)
+cairn_repo_quarantine_clear(CairnRepo *repo, GHashTable *live, guint *ret_removed,
+                            GError **error)
 {
     *ret_removed = 0;
     g_autoptr(GPtrArray) ids = entries(repo, error);
@@ -110,7 +111,8 @@ cairn_repo_quarantine_clear_repaired(CairnRepo *repo, guint *ret_removed, GError
     if (!present)
         return FALSE;
     for (guint i = 0; i < ids->len; i++) {
-        if (!g_hash_table_contains(present, ids->pdata[i]))
+        if (!g_hash_table_contains(present, ids->pdata[i]) &&
+            !(live && !g_hash_table_contains(live, ids->pdata[i])))
             continue;
         g_autofree char *qkey = quarantine_key(ids->pdata[i]);
         if (!cairn_backend_remove(cairn_repo_backend(repo), qkey, error))

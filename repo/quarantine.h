@@ -23,7 +23,8 @@ gboolean cairn_repo_quarantine(CairnRepo *repo, const CairnId *id, gboolean *ret
  * when none), from one listing of each. */
 GHashTable *cairn_repo_damaged(CairnRepo *repo, GError **error);
 
-/* Remove the quarantine entries of objects present again; *ret_removed:
- * how many. */
-gboolean cairn_repo_quarantine_clear_repaired(CairnRepo *repo, guint *ret_removed,
-                                              GError **error);
+/* Remove the quarantine entries of objects present again, and (live: the
+ * set of every object a snapshot references, may be NULL) of objects no
+ * snapshot needs any more; *ret_removed: how many. */
+gboolean cairn_repo_quarantine_clear(CairnRepo *repo, GHashTable *live, guint *ret_removed,
+                                     GError **error);

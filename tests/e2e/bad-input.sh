@@ -108,7 +108,8 @@ assert_eq "$LAST_RC" 2 "exit status of an unknown format (a usage error)"
 check "usage errors (missing or extra arguments, options that exclude each other) exit 2"
 for args in "restore-disk web01@latest" "restore-disk web01@latest vda" "restore" \
     "show" "backup" "serve web01@latest" "cat" "snapshots a b" "gc extra" \
-    "restore-disk web01@latest vda --to $WORKDIR/y.raw --target vdb"; do
+    "restore-disk web01@latest vda --to $WORKDIR/y.raw --target vdb" "prune" \
+    "gc --grace xyz" "gc --wait -5" "remote list extra" "restore-disk web01@latest vda --to $WORKDIR/y.vmdk"; do
     # shellcheck disable=SC2086 # the words of $args are the arguments
     bad "" cairn $args
     assert_eq "$LAST_RC" 2 "exit status of 'cairn $args'"
