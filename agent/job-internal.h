@@ -50,4 +50,6 @@ gboolean cairn_job_read_disks_with(CairnJob *job, CairnJobOpenFunc open, GError 
 gboolean cairn_job_read_disks(CairnJob *job, GError **error);
 
 gboolean cairn_job_backup_offline(CairnJob *job, GError **error);
+/* bitmap name -> "ok" | "in-use" of a qcow2 image (qemu-img info -U) */
+GHashTable *cairn_job_image_bitmaps(const char *path, GError **error);
 void cairn_job_offline_cleanup(CairnJob *job);

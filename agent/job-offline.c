@@ -25,8 +25,8 @@ typedef struct {
 } OfflineDisk;
 
 /* bitmap name -> "ok" | "in-use" for one qcow2 image */
-static GHashTable *
-image_bitmaps(const char *path, GError **error)
+GHashTable *
+cairn_job_image_bitmaps(const char *path, GError **error)
 {
     const char *argv[] = { CAIRN_QEMU_IMG, "info", "--output=json", "-U", path, NULL };
     g_autofree char *out = NULL, *err = NULL;
@@ -155,7 +155,7 @@ cairn_job_backup_offline(CairnJob *job, GError **error)
         const CairnDomainDisk *d = disk_of(job, i);
         if (!is_qcow2(d))
             continue; /* raw files have no bitmaps: read whole, dedup keeps it cheap */
-        g_autoptr(GHashTable) bitmaps = image_bitmaps(d->source, error);
+        g_autoptr(GHashTable) bitmaps = cairn_job_image_bitmaps(d->source, error);
         if (!bitmaps) {
             ok = FALSE;
             break;
@@ -203,7 +203,7 @@ cairn_job_offline_cleanup(CairnJob *job)
         const CairnDomainDisk *d = disk_of(job, i);
         if (!is_qcow2(d))
             continue;
-        g_autoptr(GHashTable) bitmaps = image_bitmaps(d->source, NULL);
+        g_autoptr(GHashTable) bitmaps = cairn_job_image_bitmaps(d->source, NULL);
         if (!bitmaps)
             continue;
         GHashTableIter it;

@@ -315,6 +315,54 @@ adopt_offline_bitmaps(CairnJob *job)
                        "backup removes it", bitmap, gerr->message);
 }
 
+/* cairn's bitmaps in the running images that no libvirt checkpoint holds
+ * (an offline backup's, left by a --full or partial live backup; one whose
+ * checkpoint was pruned while its disk was detached): QEMU keeps them up to
+ * date for nothing, and once inconsistent (QEMU killed) they block
+ * 'virsh blockresize'. Each is defined as a checkpoint (metadata only) and
+ * deleted, which removes it from QEMU. Not on the plain incremental path. */
+static void
+sweep_stale_bitmaps(CairnJob *job)
+{
+    g_autoptr(GHashTable) stale = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                                        (GDestroyNotify) g_ptr_array_unref);
+    for (guint i = 0; i < job->bitmapped->len; i++) {
+        char *t = job->bitmapped->pdata[i];
+        const CairnDomainDisk *d = cairn_domain_info_find_disk(job->info, t);
+        g_autoptr(GHashTable) bitmaps = d && d->source
+                                            ? cairn_job_image_bitmaps(d->source, NULL) : NULL;
+        GHashTableIter it;
+        gpointer name;
+        if (bitmaps)
+            g_hash_table_iter_init(&it, bitmaps);
+        while (bitmaps && g_hash_table_iter_next(&it, &name, NULL)) {
+            if (!cairn_checkpoint_is_ours(name) || !g_strcmp0(name, job->checkpoint) ||
+                cairn_checkpoint_exists(job->dom, name))
+                continue;
+            GPtrArray *disks = g_hash_table_lookup(stale, name);
+            if (!disks) {
+                disks = g_ptr_array_new();
+                g_hash_table_insert(stale, g_strdup(name), disks);
+            }
+            g_ptr_array_add(disks, t);
+        }
+    }
+    GHashTableIter it;
+    gpointer name, disks;
+    g_hash_table_iter_init(&it, stale);
+    while (g_hash_table_iter_next(&it, &name, &disks)) {
+        g_autofree char *xml = cairn_checkpoint_adopt_xml(name, cairn_now(), disks, NULL);
+        g_autoptr(GError) gerr = NULL;
+        if (!cairn_checkpoint_adopt(job->dom, xml, FALSE, &gerr) ||
+            !cairn_checkpoint_delete(job->dom, name, &gerr))
+            cairn_job_note(job, "cannot remove the stale bitmap %s from the running domain "
+                           "(%s)", (char *) name, gerr ? gerr->message : "?");
+        else
+            cairn_job_note(job, "removed the stale bitmap %s from the running domain",
+                           (char *) name);
+    }
+}
+
 /* ---- freeze / thaw ---- */
 
 static gboolean
@@ -699,6 +747,9 @@ cairn_backup_domain(CairnRepo *repo, const CairnBackupOptions *opts, CairnBackup
     if (!r->offline) {
         gint64 tp = g_get_monotonic_time();
         prune_checkpoints(&job);
+        if (!job.base_checkpoint || job.adopted || job.others->len > 0 ||
+            (job.parent && !job.parent->manifest->checkpoint))
+            sweep_stale_bitmaps(&job);
         r->libvirt_seconds += (double) (g_get_monotonic_time() - tp) / 1e6;
     }
     else

@@ -194,5 +194,18 @@ crash_after_offline() {
         fail "virsh blockresize after the backup: $(cat "$WORKDIR/resize.out")"
 }
 scenario "QEMU killed after an offline backup" crash_after_offline
+
+full_after_offline() {
+    check "a --full live backup after an offline one leaves no offline bitmap in the running images"
+    dom_running "$DOM" && stop_domain "$DOM"
+    backup_dom "$WORKDIR/ff1" "$DOM"
+    assert_eq "$J_offline" true "offline"
+    start_domain "$DOM"
+    backup_dom "$WORKDIR/ff2" "$DOM" --full
+    assert_contains "$WORKDIR/ff2.err" "removed the stale bitmap cairn-offline-" "the note"
+    no_offline_bitmaps "$DOM"
+    assert_after_live_backup "$DOM"
+}
+scenario "--full after an offline backup" full_after_offline
 finish_checks
 exit 0
