@@ -94,24 +94,6 @@ cairn_daemon_log(GLogLevelFlags level, const char *policy, const char *domain, g
 
 /* ---- configuration: $CAIRN_CONFIG_DIR/cairnd.conf [cairnd] */
 
-/* the line of "key =" in text (1-based), 0 when not found */
-static int
-line_of(const char *text, const char *key)
-{
-    int line = 1;
-    size_t n = strlen(key);
-    for (const char *p = text; *p; line++) {
-        const char *q = p + strspn(p, " \t");
-        if (!strncmp(q, key, n) && (q[n] == '\0' || strchr("= \t\r\n", q[n])))
-            return line;
-        const char *nl = strchr(p, '\n');
-        if (!nl)
-            break;
-        p = nl + 1;
-    }
-    return 0;
-}
-
 static gboolean
 load_config(CairnDaemonConfig *c, GError **error)
 {
@@ -141,14 +123,14 @@ load_config(CairnDaemonConfig *c, GError **error)
         g_autofree char *header = g_strdup_printf("[%s]", found[i]);
         g_string_append_printf(problems, "%s%s:%d: unknown group [%s]: the settings go in "
                                "[cairnd] (nothing of this group is used)",
-                               problems->len ? "\n" : "", path, line_of(text, header), found[i]);
+                               problems->len ? "\n" : "", path, cairn_key_file_line(text, header), found[i]);
     }
     static const char *const known[] = { "repo",    "connect",    "max-jobs",    "min-free",
                                          "metrics", "retries",    "retry-delay", "kill-grace",
                                          "poll-interval", "state-dir", NULL };
     g_auto(GStrv) keys = g_key_file_get_keys(kf, "cairnd", NULL, NULL);
     for (guint i = 0; keys && keys[i]; i++) {
-        int line = line_of(text, keys[i]);
+        int line = cairn_key_file_line(text, keys[i]);
         if (!g_strv_contains(known, keys[i])) {
             const char *dym = cairn_closest(keys[i], known);
             g_string_append_printf(problems, "%s%s:%d: unknown key '%s' in [cairnd]%s%s%s",

@@ -747,10 +747,11 @@ cairn_backup_domain(CairnRepo *repo, const CairnBackupOptions *opts, CairnBackup
     if (!r->offline) {
         gint64 tp = g_get_monotonic_time();
         prune_checkpoints(&job);
+        r->libvirt_seconds += (double) (g_get_monotonic_time() - tp) / 1e6;
+        /* cairn's own time (qemu-img info), not libvirt's */
         if (!job.base_checkpoint || job.adopted || job.others->len > 0 ||
             (job.parent && !job.parent->manifest->checkpoint))
             sweep_stale_bitmaps(&job);
-        r->libvirt_seconds += (double) (g_get_monotonic_time() - tp) / 1e6;
     }
     else
         cairn_job_offline_cleanup(&job);

@@ -508,3 +508,20 @@ cairn_closest(const char *word, const char *const *candidates)
     unsigned limit = len <= 3 ? 1 : len <= 6 ? 2 : 3;
     return best_d <= limit ? best : NULL;
 }
+
+int
+cairn_key_file_line(const char *text, const char *word)
+{
+    int line = 1;
+    size_t n = strlen(word);
+    for (const char *p = text; *p; line++) {
+        const char *q = p + strspn(p, " \t");
+        if (!strncmp(q, word, n) && (q[n] == '\0' || strchr("= \t\r\n", q[n])))
+            return line;
+        const char *nl = strchr(p, '\n');
+        if (!nl)
+            break;
+        p = nl + 1;
+    }
+    return 0;
+}

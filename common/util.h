@@ -41,6 +41,10 @@ gboolean cairn_is_hex(const char *text, size_t min_len, size_t max_len);
 /* Set *error from errno with "what 'subject': strerror"; maps ENOSPC to NOSPACE. */
 void cairn_set_errno(GError **error, int errsv, const char *what, const char *subject);
 
+/* the line (1-based) of a GKeyFile text whose first word is 'word' (a key
+ * before '=', or a "[group]" header), for messages; 0 when there is none */
+int cairn_key_file_line(const char *text, const char *word);
+
 /* write all of buf at offset (pwrite loop) / at the current position */
 gboolean cairn_pwrite_all(int fd, const void *buf, size_t len, uint64_t offset,
                           const char *path, GError **error);

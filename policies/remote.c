@@ -59,26 +59,6 @@ cairn_remote_is_name(const char *location)
     return g_file_test(path, G_FILE_TEST_EXISTS) && !g_file_test(location, G_FILE_TEST_EXISTS);
 }
 
-/* line of "key" in a GKeyFile text (for messages): 0 if not found */
-static int
-line_of(const char *text, const char *key)
-{
-    int line = 1;
-    size_t kl = strlen(key);
-    for (const char *p = text; *p; line++) {
-        const char *s = p;
-        while (*s == ' ' || *s == '\t')
-            s++;
-        if (!strncmp(s, key, kl) && (s[kl] == '=' || s[kl] == ' ' || s[kl] == '\t'))
-            return line;
-        const char *nl = strchr(p, '\n');
-        if (!nl)
-            break;
-        p = nl + 1;
-    }
-    return 0;
-}
-
 static gboolean
 invalid(GError **error, const char *path, const char *text, const char *key, const char *fmt, ...)
     G_GNUC_PRINTF(5, 6);
@@ -89,7 +69,7 @@ invalid(GError **error, const char *path, const char *text, const char *key, con
     va_start(ap, fmt);
     g_autofree char *msg = g_strdup_vprintf(fmt, ap);
     va_end(ap);
-    int line = key ? line_of(text, key) : 0;
+    int line = key ? cairn_key_file_line(text, key) : 0;
     if (line)
         g_set_error(error, CAIRN_POLICY_ERROR, CAIRN_POLICY_ERROR_INVALID, "%s:%d: %s", path,
                     line, msg);

@@ -262,19 +262,9 @@ scenario no-space no_space
 
 corrupt_chunk() {
     check "a corrupt chunk: restore fails naming the object; no disk, temp file or domain left"
-    local bad=$WORKDIR/repo-bad index chunk obj
-    cp -a "$REPO" "$bad"
-    index=$(cairn show "$DOM@latest" --json | json_eval - "[d['index'] for d in j['disks'] if d['target'] == 'vdb'][0]")
-    cairn cat "$index" >"$WORKDIR/index.bin"
-    # the last data entry of vdb's index (zero = hole): written late
-    chunk=$("$PYTHON" -c '
-import sys
-b = open(sys.argv[1], "rb").read()[32:]
-print([b[i:i + 32].hex() for i in range(0, len(b), 32) if any(b[i:i + 32])][-1])' "$WORKDIR/index.bin")
-    obj=$bad/objects/${chunk:0:2}/$chunk
-    [ -f "$obj" ] || fail "chunk $chunk is not stored"
-    printf '\x00\xff\x00\xff' | dd of="$obj" bs=1 seek=$(($(file_size "$obj") / 2)) conv=notrunc \
-        status=none
+    # the last data entry of vdb's index: written late
+    bad_repo_of "$DOM@latest" vdb
+    local bad=$BAD_REPO chunk=$BAD_CHUNK
     expect_fail "$WORKDIR/cc.err" "$CAIRN_BIN" --repo "$bad" restore "$DOM@latest" \
         --name "$CORRUPT" --define --start
     sed 's/^/    stderr: /' "$WORKDIR/cc.err"
