@@ -270,6 +270,14 @@ target_object_whole(Sync *sy, const CairnId *id)
 
 /* Send the objects in slices, each made durable before the next: what
  * arrived survives an interruption. FALSE: stopped (signal, give-up). */
+/* an object's stored size in the source (0 when its listing lacked it) */
+static guint64
+source_size(Sync *sy, const CairnId *id)
+{
+    g_autofree char *key = cairn_object_key(id);
+    return sy->sizes ? GPOINTER_TO_SIZE(g_hash_table_lookup(sy->sizes, key)) : 0;
+}
+
 static gboolean
 send_objects(Sync *sy, GThreadPool *pool, GArray *missing, GError **error)
 {
@@ -278,10 +286,7 @@ send_objects(Sync *sy, GThreadPool *pool, GArray *missing, GError **error)
         for (; i < end; i++) {
             Task *t = g_new(Task, 1);
             t->id = g_array_index(missing, CairnId, i);
-            if (sy->sizes) {
-                g_autofree char *k = cairn_object_key(&t->id);
-                sy->total_bytes += GPOINTER_TO_SIZE(g_hash_table_lookup(sy->sizes, k));
-            }
+            sy->total_bytes += source_size(sy, &t->id);
             g_mutex_lock(&sy->lock);
             sy->outstanding++;
             g_mutex_unlock(&sy->lock);
@@ -336,8 +341,12 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
     sy->snapshot_failed = FALSE;
     if (sy->opts->dry_run) {
         sy->st->objects_sent += missing->len;
-        if (!g_hash_table_contains(present, mkey))
+        for (guint i = 0; i < missing->len; i++)
+            sy->st->bytes_sent += source_size(sy, &g_array_index(missing, CairnId, i));
+        if (!g_hash_table_contains(present, mkey)) {
             sy->st->objects_sent++; /* the manifest */
+            sy->st->bytes_sent += source_size(sy, &s->id);
+        }
         if (published) {
             sy->st->snapshots_repaired++;
             sy->st->snapshots_present++;
@@ -424,8 +433,9 @@ cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
 
     gboolean ok = FALSE;
     GThreadPool *pool = NULL;
-    if (opts->progress) {
-        /* one listing of the source gives the sizes to show progress in bytes */
+    if (opts->progress || opts->dry_run) {
+        /* one listing of the source gives the sizes: progress in bytes, and
+         * what a dry run would send */
         g_autoptr(GPtrArray) entries = cairn_backend_list(cairn_repo_backend(src), "objects/", NULL);
         sy.sizes = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
         for (guint i = 0; entries && i < entries->len; i++) {

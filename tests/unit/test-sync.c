@@ -133,7 +133,8 @@ test_push_gives_up_on_a_dead_target(void **state)
     cairn_sync_stats_clear(&st);
 }
 
-/* a dry run writes nothing, not even the config, and counts what a push sends */
+/* a dry run writes nothing, not even the config, and counts what a push
+ * sends: objects and bytes */
 static void
 test_dry_run_changes_nothing(void **state)
 {
@@ -149,9 +150,19 @@ test_dry_run_changes_nothing(void **state)
     assert_true(cairn_sync(f->src, fresh, list, &o, &st, &error));
     assert_int_equal(st.snapshots_sent, 1);
     assert_int_equal(st.objects_sent, CHUNKS + 2);
+    guint64 would_send = st.bytes_sent;
     cairn_sync_stats_clear(&st);
     g_autoptr(GPtrArray) keys = cairn_backend_list(fresh, "", &error);
     assert_int_equal(keys->len, 0);
+
+    /* the real push sends exactly that */
+    assert_true(cairn_sync_prepare_target(f->src, fresh, FALSE, &empty, &error));
+    o.dry_run = FALSE;
+    assert_true(cairn_sync(f->src, fresh, list, &o, &st, &error));
+    assert_int_equal(st.objects_sent, CHUNKS + 2);
+    assert_true(st.bytes_sent > 0);
+    assert_int_equal(st.bytes_sent, would_send);
+    cairn_sync_stats_clear(&st);
 }
 
 int
