@@ -183,11 +183,12 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
         cairn_cli_print_json(out);
     } else {
         g_autofree char *sent = cairn_format_size(st.bytes_sent);
-        printf("%s%s %s: %u snapshot%s sent, %u already there; %" G_GUINT64_FORMAT
-               " objects (%s) sent, %" G_GUINT64_FORMAT " already there; %" G_GUINT64_FORMAT
+        const char *verb = dry_run ? "to send" : "sent";
+        printf("%s%s %s: %u snapshot%s %s, %u already there; %" G_GUINT64_FORMAT
+               " objects (%s) %s, %" G_GUINT64_FORMAT " already there; %" G_GUINT64_FORMAT
                " requests; %.1f s\n", dry_run ? "dry run: " : "", cli->command, argv[1],
-               st.snapshots_sent, st.snapshots_sent == 1 ? "" : "s", st.snapshots_present,
-               st.objects_sent, sent, st.objects_present, requests, st.seconds);
+               st.snapshots_sent, st.snapshots_sent == 1 ? "" : "s", verb, st.snapshots_present,
+               st.objects_sent, sent, verb, st.objects_present, requests, st.seconds);
         if (st.snapshots_repaired)
             printf("%u snapshot%s already there lacked objects there: they were sent again\n",
                    st.snapshots_repaired, st.snapshots_repaired == 1 ? "" : "s");
