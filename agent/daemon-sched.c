@@ -675,6 +675,11 @@ cairn_daemon_policies_json(CairnDaemon *d)
         g_autoptr(GPtrArray) names = cairn_daemon_policy_domains(d, p);
         for (guint k = 0; k < names->len; k++) {
             json_t *e = json_deep_copy(cairn_daemon_entry(d, p->name, names->pdata[k]));
+            /* a scheduled run outside the window waits for it to open */
+            int64_t next = json_i64(e, "backup_next");
+            if (next > 0)
+                json_object_set_new(e, "backup_starts",
+                                    json_integer(cairn_policy_window_open(p, next)));
             DomainSeen *s = d->domains ? g_hash_table_lookup(d->domains, names->pdata[k]) : NULL;
             if (s) {
                 json_object_set_new(e, "running", json_boolean(s->running));

@@ -191,18 +191,23 @@ cairn_cmd_status(CairnCli *cli, int argc, char **argv)
     json_array_foreach(json_object_get(r, "policies"), i, p) {
         printf("\npolicy %s (%s)\n", json_string_value(json_object_get(p, "name")),
                json_string_value(json_object_get(p, "path")));
-        printf("  %-16s %-20s %-10s %-20s %s\n", "DOMAIN", "LAST SUCCESS", "LAST", "NEXT RUN",
-               "SNAPSHOT");
+        printf("  %-16s %-20s %-10s %-20s %-9s %s\n", "DOMAIN", "LAST SUCCESS", "LAST",
+               "NEXT RUN", "CHANGED", "SNAPSHOT");
         size_t k;
         json_t *e;
         json_array_foreach(json_object_get(p, "domains"), k, e) {
             g_autofree char *ls = fmt_time(json_object_get(e, "last_success"));
-            g_autofree char *nx = fmt_time(json_object_get(e, "backup_next"));
+            /* when it starts: the schedule's next run, moved to the window */
+            json_t *starts = json_object_get(e, "backup_starts");
+            g_autofree char *nx = fmt_time(starts ? starts : json_object_get(e, "backup_next"));
+            json_t *dirty = json_object_get(e, "dirty_bytes");
+            g_autofree char *changed = dirty ? cairn_format_size((guint64) json_integer_value(dirty))
+                                             : g_strdup("-");
             const char *snap = json_string_value(json_object_get(e, "last_snapshot"));
             const char *res = json_string_value(json_object_get(e, "last_result"));
-            printf("  %-16s %-20s %-10s %-20s %.12s\n",
+            printf("  %-16s %-20s %-10s %-20s %-9s %.12s\n",
                    json_string_value(json_object_get(e, "domain")), ls, res ? res : "-", nx,
-                   snap ? snap : "-");
+                   changed, snap ? snap : "-");
             const char *err = json_string_value(json_object_get(e, "last_error"));
             if (err && res && strcmp(res, "succeeded"))
                 printf("    last error: %s\n", err);

@@ -707,3 +707,28 @@ cairn_policy_in_window(const CairnPolicy *p, int64_t unix_time)
         return m >= p->window_start && m < p->window_end;
     return m >= p->window_start || m < p->window_end; /* wraps midnight */
 }
+
+int64_t
+cairn_policy_window_open(const CairnPolicy *p, int64_t unix_time)
+{
+    if (cairn_policy_in_window(p, unix_time))
+        return unix_time;
+    time_t t = (time_t) unix_time;
+    struct tm tm;
+    if (!localtime_r(&t, &tm))
+        return unix_time;
+    /* today's start, else tomorrow's (mktime normalizes the day and a
+     * start in a DST gap) */
+    for (int day = 0; day < 2; day++) {
+        struct tm s = tm;
+        s.tm_mday += day;
+        s.tm_hour = p->window_start / 60;
+        s.tm_min = p->window_start % 60;
+        s.tm_sec = 0;
+        s.tm_isdst = -1;
+        time_t open = mktime(&s);
+        if (open != (time_t) -1 && open > t)
+            return open;
+    }
+    return unix_time;
+}

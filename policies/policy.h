@@ -100,3 +100,7 @@ gboolean cairn_policy_matches(const CairnPolicy *p, const char *domain, const ch
 
 /* Is the wall-clock time (unix seconds, local time) inside the window? */
 gboolean cairn_policy_in_window(const CairnPolicy *p, int64_t unix_time);
+
+/* The first time at or after unix_time inside the window: unix_time itself
+ * inside it (or without a window), else the window's next start. */
+int64_t cairn_policy_window_open(const CairnPolicy *p, int64_t unix_time);

@@ -7,11 +7,15 @@
 #     from the bucket); the Prometheus textfile has the figures.
 #   catch-up: cairnd stopped across three scheduled times runs exactly one
 #     catch-up when it starts again, and nothing after.
+#   window: a run scheduled outside the policy's window is shown (status
+#     --json backup_starts, the text's NEXT RUN) at the window's start, and
+#     its job waits for it.
 #   reload: SIGHUP with a broken policy logs FILE:LINE and keeps the old
 #     policy running; with a valid change the new schedule applies.
 #   dirty: the change-driven trigger (for a domain chosen by a libvirt
 #     metadata tag) backs up a domain without a backup, then
-#     not after 4 MiB of writes (threshold 8 MiB), and does after 10 MiB.
+#     not after 4 MiB of writes (threshold 8 MiB; the status text shows
+#     them as CHANGED), and does after 10 MiB.
 [ -n "${BASH_VERSION:-}" ] || exec bash "$0" "$@"
 . "$(dirname "$0")/functions.sh"
 . "$(dirname "$0")/libvirt.sh"
@@ -168,6 +172,39 @@ EOF
 }
 scenario catch-up catchup_scenario
 
+# ---------------------------------------------------------------- window
+window_scenario() {
+    no_policies
+    local t1 open before
+    t1=$(($(date +%s) + 8))
+    open=$((($(date +%s) + 7200) / 60 * 60)) # opens in about 2 hours
+    before=$(snapshot_ids "$REPO" "$DD" | wc -w)
+    write_policy night <<EOF
+[policy]
+domains = $DD
+schedule = $(date -d "@$t1" '+%Y-%m-%d %H:%M:%S')
+window = $(date -d "@$open" +%H:%M)-$(date -d "@$((open + 3600))" +%H:%M)
+quiesce = never
+EOF
+    start_cairnd
+    check "a run scheduled outside the window: status says when it starts"
+    wait_for "cairn_status >'$WORKDIR/st.json' && [ -n \"\$(status_entry '$WORKDIR/st.json' night $DD backup_next)\" ]" 20 ||
+        fail "cairnd does not schedule $DD"
+    assert_eq "$(status_entry "$WORKDIR/st.json" night "$DD" backup_next)" "$t1" "scheduled run of $DD"
+    assert_eq "$(status_entry "$WORKDIR/st.json" night "$DD" backup_starts)" "$open" "start of $DD's run"
+    "$CAIRN_BIN" status >"$WORKDIR/st.txt" || fail "cairn status failed"
+    grep "^  $DD " "$WORKDIR/st.txt" | sed 's/^/    /'
+    grep "^  $DD " "$WORKDIR/st.txt" | grep -q "$(date -d "@$open" '+%Y-%m-%d %H:%M:%S')" ||
+        fail "the status text does not show the window's start as the next run"
+    check "at the scheduled time the job waits for the window, nothing is backed up"
+    wait_for "cairn_jobs >'$WORKDIR/jobs.json' && json_eval '$WORKDIR/jobs.json' \"[x.get('waiting') or '' for x in j if x['domain'] == '$DD']\" | grep -q window" 30 ||
+        fail "no job of $DD waiting for the window"
+    assert_eq "$(snapshot_ids "$REPO" "$DD" | wc -w)" "$before" "snapshots of $DD"
+    stop_cairnd
+    rm -f "$POLICY_DIR/night.conf"
+}
+scenario window window_scenario
+
 # ---------------------------------------------------------------- reload
 reload_scenario() {
     no_policies
@@ -266,6 +303,8 @@ EOF
     dirty=$(status_entry "$WORKDIR/st.json" busy "$DC" dirty_bytes)
     info "dirty bytes cairnd reads for $DC: $dirty"
     assert_ge "${dirty:-0}" $((4 * MIB)) "dirty bytes after 4 MiB of writes"
+    "$CAIRN_BIN" status | grep "^  $DC " | grep -q " MiB " ||
+        fail "the status text has no changed bytes for $DC: $("$CAIRN_BIN" status | grep "^  $DC ")"
     check "6 MiB more: the trigger fires"
     ref_write "$DC" vda random 16M 6M
     wait_for "cairn_jobs >'$WORKDIR/jobs.json' && [ \"\$(json_eval '$WORKDIR/jobs.json' \"len([x for x in j if x['domain'] == '$DC' and x['state'] == 'succeeded'])\")\" -ge 2 ]" 40 ||

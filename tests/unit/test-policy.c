@@ -201,6 +201,14 @@ test_full(void **state)
     assert_string_equal(p->quiesce, "always");
     assert_int_equal(p->window_start, 22 * 60);
     assert_int_equal(p->window_end, 6 * 60);
+    /* the window wraps midnight (TZ=UTC; 2026-12-05 00:00 = 1796428800) */
+    const int64_t day = 1796428800;
+    assert_true(cairn_policy_in_window(p, day + 23 * 3600));
+    assert_true(cairn_policy_in_window(p, day + 5 * 3600 + 59 * 60));
+    assert_false(cairn_policy_in_window(p, day + 6 * 3600));
+    assert_int_equal(cairn_policy_window_open(p, day + 3 * 3600), day + 3 * 3600);
+    assert_int_equal(cairn_policy_window_open(p, day + 6 * 3600), day + 22 * 3600);
+    assert_int_equal(cairn_policy_window_open(p, day + 21 * 3600 + 59 * 60 + 59), day + 22 * 3600);
     assert_int_equal(p->timeout, 6 * 3600);
     assert_int_equal(p->max_jobs, 2);
     assert_int_equal(p->keep.last, 7);
@@ -257,6 +265,7 @@ test_defaults(void **state)
     assert_int_equal(p->gc_schedules->len, 0);
     assert_int_equal(p->gc_grace, 3600);
     assert_true(cairn_policy_in_window(p, 0));
+    assert_int_equal(cairn_policy_window_open(p, 12345), 12345);
 }
 
 /* tags alone, a dirty-threshold alone, comments, empty values, white space */
@@ -282,6 +291,12 @@ test_variants(void **state)
                                            "window=09:00-17:30\n[verify]\nread-data=0%\n");
     assert_int_equal(p2->window_start, 9 * 60);
     assert_int_equal(p2->window_end, 17 * 60 + 30);
+    /* before it: today's start; after it: tomorrow's */
+    const int64_t day = 1796428800;
+    assert_int_equal(cairn_policy_window_open(p2, day + 8 * 3600), day + 9 * 3600);
+    assert_int_equal(cairn_policy_window_open(p2, day + 12 * 3600), day + 12 * 3600);
+    assert_int_equal(cairn_policy_window_open(p2, day + 17 * 3600 + 30 * 60),
+                     day + 86400 + 9 * 3600);
     assert_int_equal(p2->verify_read_data, 0);
     g_autoptr(CairnPolicy) p3 = load_ok(f, "\xEF\xBB\xBF[policy]\ndomains=*\nschedule=hourly\n"
                                            "window = 0:00 - 24:00\n");
