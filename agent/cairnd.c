@@ -94,6 +94,17 @@ cairn_daemon_log(GLogLevelFlags level, const char *policy, const char *domain, g
 
 /* ---- configuration: $CAIRN_CONFIG_DIR/cairnd.conf [cairnd] */
 
+/* one line "FILE:LINE: message" more */
+static void G_GNUC_PRINTF(4, 5)
+add_problem(GString *problems, const char *path, int line, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    g_autofree char *msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_string_append_printf(problems, "%s%s:%d: %s", problems->len ? "\n" : "", path, line, msg);
+}
+
 static gboolean
 load_config(CairnDaemonConfig *c, GError **error)
 {
@@ -121,9 +132,8 @@ load_config(CairnDaemonConfig *c, GError **error)
         if (g_strv_contains(groups, found[i]))
             continue;
         g_autofree char *header = g_strdup_printf("[%s]", found[i]);
-        g_string_append_printf(problems, "%s%s:%d: unknown group [%s]: the settings go in "
-                               "[cairnd] (nothing of this group is used)",
-                               problems->len ? "\n" : "", path, cairn_key_file_line(text, header), found[i]);
+        add_problem(problems, path, cairn_key_file_line(text, header), "unknown group [%s]: the "
+                    "settings go in [cairnd] (nothing of this group is used)", found[i]);
     }
     static const char *const known[] = { "repo",    "connect",    "max-jobs",    "min-free",
                                          "metrics", "retries",    "retry-delay", "kill-grace",
@@ -133,10 +143,8 @@ load_config(CairnDaemonConfig *c, GError **error)
         int line = cairn_key_file_line(text, keys[i]);
         if (!g_strv_contains(known, keys[i])) {
             const char *dym = cairn_closest(keys[i], known);
-            g_string_append_printf(problems, "%s%s:%d: unknown key '%s' in [cairnd]%s%s%s",
-                                   problems->len ? "\n" : "", path, line, keys[i],
-                                   dym ? " (did you mean '" : "", dym ? dym : "",
-                                   dym ? "'?)" : "");
+            add_problem(problems, path, line, "unknown key '%s' in [cairnd]%s%s%s", keys[i],
+                        dym ? " (did you mean '" : "", dym ? dym : "", dym ? "'?)" : "");
             continue;
         }
         g_autofree char *v = g_key_file_get_string(kf, "cairnd", keys[i], NULL);
@@ -175,8 +183,7 @@ load_config(CairnDaemonConfig *c, GError **error)
                 c->poll_interval = MAX(secs, 1);
         }
         if (!ok)
-            g_string_append_printf(problems, "%s%s:%d: invalid value '%s' for %s",
-                                   problems->len ? "\n" : "", path, line, v, keys[i]);
+            add_problem(problems, path, line, "invalid value '%s' for %s", v, keys[i]);
     }
     if (problems->len) {
         g_set_error_literal(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,

@@ -80,6 +80,18 @@ cairn_daemon_status_json(CairnDaemon *d)
                      cairn_daemon_policies_json(d), "jobs", jobs);
 }
 
+/* a manual backup of a domain under a policy: the job queued or running
+ * for it, unless that one took its snapshot already; its id goes to ids */
+static void
+run_backup(CairnDaemon *d, const char *policy, const char *domain, json_t *ids)
+{
+    CairnDaemonJob *j = cairn_daemon_find_active(d, JOB_BACKUP, policy, domain);
+    if (!j || cairn_daemon_job_snapshot_taken(j))
+        j = cairn_daemon_queue(d, JOB_BACKUP, policy, domain, "manual", cairn_now());
+    j->ignore_window = TRUE;
+    json_array_append_new(ids, json_integer(j->id));
+}
+
 static json_t *
 do_run(CairnDaemon *d, const char *target)
 {
@@ -98,14 +110,8 @@ do_run(CairnDaemon *d, const char *target)
                                d->domains_known ? "on this host"
                                                 : "yet: libvirt has not been listed");
         }
-        for (guint i = 0; i < doms->len; i++) {
-            CairnDaemonJob *j = cairn_daemon_find_active(d, JOB_BACKUP, p->name, doms->pdata[i]);
-            if (!j || cairn_daemon_job_snapshot_taken(j))
-                j = cairn_daemon_queue(d, JOB_BACKUP, p->name, doms->pdata[i], "manual",
-                                       cairn_now());
-            j->ignore_window = TRUE;
-            json_array_append_new(ids, json_integer(j->id));
-        }
+        for (guint i = 0; i < doms->len; i++)
+            run_backup(d, p->name, doms->pdata[i], ids);
     } else {
         /* a domain: the first policy (by file name) that covers it */
         for (guint i = 0; i < d->policies->len && !json_array_size(ids); i++) {
@@ -114,12 +120,7 @@ do_run(CairnDaemon *d, const char *target)
             for (guint k = 0; k < doms->len; k++) {
                 if (strcmp(doms->pdata[k], target))
                     continue;
-                CairnDaemonJob *j = cairn_daemon_find_active(d, JOB_BACKUP, q->name, target);
-                if (!j || cairn_daemon_job_snapshot_taken(j))
-                    j = cairn_daemon_queue(d, JOB_BACKUP, q->name, target, "manual",
-                                           cairn_now());
-                j->ignore_window = TRUE;
-                json_array_append_new(ids, json_integer(j->id));
+                run_backup(d, q->name, target, ids);
                 break;
             }
         }

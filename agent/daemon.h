@@ -132,10 +132,10 @@ char *cairn_daemon_end_libvirt_job_finish(GAsyncResult *res);
 /* daemon-jobs.c */
 CairnDaemonJob *cairn_daemon_queue(CairnDaemon *d, CairnJobKind kind, const char *policy,
                                    const char *domain, const char *reason, int64_t not_before);
-/* a queued or running job of this kind/policy/domain */
 /* a backup job whose snapshot is taken (running its push or prune steps):
  * a new request for the domain needs a new job */
 gboolean cairn_daemon_job_snapshot_taken(CairnDaemonJob *j);
+/* a queued or running job of this kind/policy/domain */
 CairnDaemonJob *cairn_daemon_find_active(CairnDaemon *d, CairnJobKind kind, const char *policy,
                                          const char *domain);
 CairnDaemonJob *cairn_daemon_find_job(CairnDaemon *d, guint id);

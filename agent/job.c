@@ -118,10 +118,10 @@ cairn_job_disk_bitmapped(CairnJob *job, const char *target)
 static char *
 join_targets(GPtrArray *targets)
 {
-    g_autoptr(GString) s = g_string_new(NULL);
+    GString *s = g_string_new(NULL);
     for (guint i = 0; i < targets->len; i++)
         g_string_append_printf(s, "%s%s", i ? ", " : "", (char *) targets->pdata[i]);
-    return g_strdup(s->str);
+    return g_string_free(s, FALSE);
 }
 
 /* ---- the parent snapshot ---- */
@@ -748,8 +748,9 @@ cairn_backup_domain(CairnRepo *repo, const CairnBackupOptions *opts, CairnBackup
         gint64 tp = g_get_monotonic_time();
         prune_checkpoints(&job);
         r->libvirt_seconds += (double) (g_get_monotonic_time() - tp) / 1e6;
-        /* cairn's own time (qemu-img info), not libvirt's */
-        if (!job.base_checkpoint || job.adopted || job.others->len > 0 ||
+        /* cairn's own time (qemu-img info), not libvirt's. Not after a plain
+         * incremental (from a live parent, every disk): nothing to leave */
+        if (!job.base_checkpoint || job.others->len > 0 ||
             (job.parent && !job.parent->manifest->checkpoint))
             sweep_stale_bitmaps(&job);
     }

@@ -28,6 +28,9 @@ int cairn_cli_failf(CairnCli *cli, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 int cairn_cli_usage(CairnCli *cli, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 /* "no snapshot named NAME (did you mean ...)": exit status 1 */
 int cairn_cli_no_snapshot_named(CairnCli *cli, CairnRepo *repo, const char *name);
+/* "cairn COMMAND: warning: LINE SUFFIX" for each of lines (char*), such as
+ * the snapshots a listing left out as unreadable; suffix may be "" */
+void cairn_cli_warn_each(CairnCli *cli, GPtrArray *lines, const char *suffix);
 /* cairn_snapshot_resolve(), damaged snapshots it left out printed as warnings */
 CairnSnapshot *cairn_cli_resolve(CairnCli *cli, CairnRepo *repo, const char *spec,
                                  GError **error);

@@ -73,8 +73,7 @@ backup_images(CairnCli *cli, char **images, char *name, const char *format, char
     {
         g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(GPtrArray) prev = cairn_snapshot_list_full(repo, name, broken, &gerr);
-        for (guint i = 0; i < broken->len; i++)
-            fprintf(stderr, "cairn backup: warning: %s\n", (char *) broken->pdata[i]);
+        cairn_cli_warn_each(cli, broken, "");
         if (!prev)
             return cairn_cli_fail(cli, gerr);
         if (prev->len) {

@@ -267,6 +267,8 @@ wait_jobs(CairnCli *cli, const char *path, json_t *ids, gboolean json)
                 const char *st = json_string_value(json_object_get(j, "state"));
                 if (!strcmp(st, "queued") || !strcmp(st, "running"))
                     pending++;
+                else if (strcmp(st, "succeeded"))
+                    failed++;
                 const char *why = json_string_value(json_object_get(j, "waiting"));
                 if (why && g_strcmp0(why, said) && !cli->quiet) {
                     fprintf(stderr, "cairn run: job %" JSON_INTEGER_FORMAT " waits: %s\n",
@@ -274,8 +276,6 @@ wait_jobs(CairnCli *cli, const char *path, json_t *ids, gboolean json)
                     g_free(said);
                     said = g_strdup(why);
                 }
-                else if (strcmp(st, "succeeded"))
-                    failed++;
                 json_array_append(mine, j);
             }
         }

@@ -10,14 +10,19 @@
 #include "cli/cli.h"
 #include "repo/lock.h"
 
+/* "NAME, TIME" of a snapshot */
+static char *
+describe(const CairnSnapshot *s)
+{
+    g_autofree char *t = cairn_format_time_utc(s->manifest->time);
+    return g_strdup_printf("%s, %s", s->manifest->name, t);
+}
+
 /* the id SPEC names: from the refs alone for an id, resolved for a name */
 static gboolean
-id_of(CairnCli *cli, CairnRepo *repo, const char *spec, CairnId *ret_id, char **ret_what,
-      GError **error)
+id_of(CairnRepo *repo, const char *spec, CairnId *ret_id, char **ret_what, GError **error)
 {
-    const char *at = strrchr(spec, '@');
-    g_autofree char *lower = g_ascii_strdown(spec, -1);
-    if ((at && at != spec) || !cairn_is_hex(lower, 8, CAIRN_ID_HEX_LEN)) {
+    if (!cairn_snapshot_spec_is_id(spec)) {
         g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
         g_autoptr(CairnSnapshot) s = cairn_snapshot_resolve(repo, spec, broken, error);
         if (s && broken->len) {
@@ -30,12 +35,11 @@ id_of(CairnCli *cli, CairnRepo *repo, const char *spec, CairnId *ret_id, char **
         }
         if (!s)
             return FALSE;
-        g_autofree char *t = cairn_format_time_utc(s->manifest->time);
         *ret_id = s->id;
-        *ret_what = g_strdup_printf("%s, %s", s->manifest->name, t);
+        *ret_what = describe(s);
         return TRUE;
     }
-    g_autoptr(GArray) ids = cairn_snapshot_match_ids(repo, lower, error);
+    g_autoptr(GArray) ids = cairn_snapshot_match_ids(repo, spec, error);
     if (!ids)
         return FALSE;
     if (ids->len != 1) {
@@ -55,12 +59,7 @@ id_of(CairnCli *cli, CairnRepo *repo, const char *spec, CairnId *ret_id, char **
     *ret_id = g_array_index(ids, CairnId, 0);
     g_autoptr(GError) lerr = NULL;
     g_autoptr(CairnSnapshot) s = cairn_snapshot_load(repo, ret_id, &lerr);
-    if (s) {
-        g_autofree char *t = cairn_format_time_utc(s->manifest->time);
-        *ret_what = g_strdup_printf("%s, %s", s->manifest->name, t);
-    } else {
-        *ret_what = g_strdup("its manifest cannot be read");
-    }
+    *ret_what = s ? describe(s) : g_strdup("its manifest cannot be read");
     return TRUE;
 }
 
@@ -95,7 +94,7 @@ cairn_cmd_forget(CairnCli *cli, int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         CairnId id;
         char *what = NULL;
-        if (!id_of(cli, repo, argv[i], &id, &what, &gerr))
+        if (!id_of(repo, argv[i], &id, &what, &gerr))
             return cairn_cli_fail(cli, gerr);
         gboolean dup = FALSE;
         for (guint k = 0; k < ids->len; k++)

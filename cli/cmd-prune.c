@@ -34,11 +34,9 @@ cairn_cmd_prune(CairnCli *cli, int argc, char **argv)
         p.yearly < 0)
         return cairn_cli_usage(cli, "--keep-* values must not be negative");
 
-    if (cairn_keep_policy_is_empty(&p))
-        return cairn_cli_usage(cli, "no --keep-* option keeps anything (none given, or all 0): "
-                               "pruning would remove every snapshot; give at least one above "
-                               "0, e.g. --keep-last 7");
     g_autoptr(GError) gerr = NULL;
+    if (!cairn_keep_policy_check(&p, &gerr))
+        return cairn_cli_usage(cli, "%s", gerr->message);
     g_autoptr(CairnRepo) repo = cairn_cli_open_repo(cli, &gerr);
     if (!repo)
         return cairn_cli_fail(cli, gerr);
@@ -46,8 +44,7 @@ cairn_cmd_prune(CairnCli *cli, int argc, char **argv)
     CairnPruneStats st;
     g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
     gboolean ok = cairn_prune(repo, &p, name, dry_run, cli->lock_wait, plan, broken, &st, &gerr);
-    for (guint i = 0; i < broken->len; i++)
-        fprintf(stderr, "cairn prune: warning: %s; left alone\n", (char *) broken->pdata[i]);
+    cairn_cli_warn_each(cli, broken, "; left alone");
     if (!ok)
         return cairn_cli_fail(cli, gerr);
     if (name && plan->len == 0)

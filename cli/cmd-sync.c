@@ -146,9 +146,7 @@ sync_command(CairnCli *cli, int argc, char **argv, gboolean push)
     g_autoptr(GPtrArray) list = cairn_snapshot_list_full(src, NULL, broken, &gerr);
     if (!list)
         return cairn_cli_fail(cli, gerr);
-    for (guint i = 0; i < broken->len; i++)
-        fprintf(stderr, "cairn %s: warning: %s; not copied\n", cli->command,
-                (char *) broken->pdata[i]);
+    cairn_cli_warn_each(cli, broken, "; not copied");
     g_autoptr(GPtrArray) chosen = select_snapshots(list, argc, argv, skip_missing, &gerr);
     if (!chosen)
         return cairn_cli_fail(cli, gerr);

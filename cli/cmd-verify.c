@@ -167,8 +167,7 @@ cairn_cmd_verify(CairnCli *cli, int argc, char **argv)
         all = cairn_snapshot_list_full(repo, NULL, broken, &gerr);
         if (!all)
             return cairn_cli_fail(cli, gerr);
-        for (guint i = 0; i < broken->len; i++)
-            fprintf(stderr, "cairn verify: warning: %s\n", (char *) broken->pdata[i]);
+        cairn_cli_warn_each(cli, broken, "");
         selected = g_ptr_array_new();
         for (int i = 1; i < argc; i++) {
             CairnSnapshot *s = cairn_snapshot_resolve_in(all, argv[i], &gerr);

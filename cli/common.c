@@ -157,13 +157,20 @@ cairn_cli_no_snapshot_named(CairnCli *cli, CairnRepo *repo, const char *name)
                            close ? "'?)" : "", *known ? known : "none");
 }
 
+void
+cairn_cli_warn_each(CairnCli *cli, GPtrArray *lines, const char *suffix)
+{
+    for (guint i = 0; lines && i < lines->len; i++)
+        fprintf(stderr, "cairn %s: warning: %s%s\n", cli->command, (char *) lines->pdata[i],
+                suffix);
+}
+
 CairnSnapshot *
 cairn_cli_resolve(CairnCli *cli, CairnRepo *repo, const char *spec, GError **error)
 {
     g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
     CairnSnapshot *s = cairn_snapshot_resolve(repo, spec, broken, error);
-    for (guint i = 0; i < broken->len; i++)
-        fprintf(stderr, "cairn %s: warning: %s\n", cli->command, (char *) broken->pdata[i]);
+    cairn_cli_warn_each(cli, broken, "");
     return s;
 }
 

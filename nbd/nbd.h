@@ -68,8 +68,9 @@ typedef void (*CairnProgressFunc)(uint64_t done, uint64_t total, gpointer user_d
  * dirty context and a parent index of the same geometry, chunks outside the
  * dirty extents keep the parent's entry, unless that entry is in damaged
  * (CairnId set, may be NULL: objects verify set aside, see
- * repo/quarantine.h): such a chunk is read and stored again. Reads are pipelined (several in
- * flight) and hashing/compression run on worker threads. */
+ * repo/quarantine.h): such a chunk is read and stored again. Reads are
+ * pipelined (several in flight) and hashing/compression run on worker
+ * threads. */
 gboolean cairn_nbd_backup_disk(CairnRepo *repo, CairnNbdSource *src, const CairnIndex *parent,
                                GHashTable *damaged, CairnIndex **ret_index,
                                CairnDiskStats *ret_stats,

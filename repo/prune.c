@@ -144,17 +144,24 @@ prune_group(CairnRepo *repo, GPtrArray *group, const CairnKeepPolicy *policy,
 }
 
 gboolean
+cairn_keep_policy_check(const CairnKeepPolicy *p, GError **error)
+{
+    if (!cairn_keep_policy_is_empty(p))
+        return TRUE;
+    g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_INVALID,
+                "no --keep-* option keeps anything (none given, or all 0): pruning would "
+                "remove every snapshot; give at least one above 0, e.g. --keep-last 7");
+    return FALSE;
+}
+
+gboolean
 cairn_prune(CairnRepo *repo, const CairnKeepPolicy *policy, const char *name,
             gboolean dry_run, int64_t lock_wait, GPtrArray *ret_plan, GPtrArray *ret_broken,
             CairnPruneStats *ret_stats, GError **error)
 {
     *ret_stats = (CairnPruneStats) { 0 };
-    if (cairn_keep_policy_is_empty(policy)) {
-        g_set_error(error, CAIRN_REPO_ERROR, CAIRN_REPO_ERROR_INVALID,
-                    "no --keep-* option keeps anything (none given, or all 0): pruning would "
-                    "remove every snapshot; give at least one above 0, e.g. --keep-last 7");
+    if (!cairn_keep_policy_check(policy, error))
         return FALSE;
-    }
     g_autoptr(CairnLock) lock = NULL;
     if (!dry_run && !(lock = cairn_lock_acquire(repo, CAIRN_LOCK_SHARED, "prune", lock_wait,
                                                  error)))

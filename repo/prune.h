@@ -13,6 +13,8 @@ typedef struct {
 } CairnKeepPolicy;
 
 gboolean cairn_keep_policy_is_empty(const CairnKeepPolicy *p);
+/* An empty policy (it would remove every snapshot) is refused, saying so. */
+gboolean cairn_keep_policy_check(const CairnKeepPolicy *p, GError **error);
 
 /* times[n] (any order; of equal times the later entry counts as newer, so
  * pass them oldest first). Returns n reasons: NULL = remove, else e.g.

@@ -250,12 +250,18 @@ resolve_id(CairnRepo *repo, const char *spec, GError **error)
     return g_ptr_array_steal_index(list, idx);
 }
 
-CairnSnapshot *
-cairn_snapshot_resolve(CairnRepo *repo, const char *spec, GPtrArray *ret_broken, GError **error)
+gboolean
+cairn_snapshot_spec_is_id(const char *spec)
 {
     const char *at = strrchr(spec, '@');
     g_autofree char *lower = g_ascii_strdown(spec, -1);
-    if (!(at && at != spec) && cairn_is_hex(lower, 8, CAIRN_ID_HEX_LEN))
+    return !(at && at != spec) && cairn_is_hex(lower, 8, CAIRN_ID_HEX_LEN);
+}
+
+CairnSnapshot *
+cairn_snapshot_resolve(CairnRepo *repo, const char *spec, GPtrArray *ret_broken, GError **error)
+{
+    if (cairn_snapshot_spec_is_id(spec))
         return resolve_id(repo, spec, error);
     g_autoptr(GPtrArray) broken = g_ptr_array_new_with_free_func(g_free);
     g_autoptr(GPtrArray) list = cairn_snapshot_list_full(repo, NULL, broken, error);

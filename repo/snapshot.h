@@ -26,6 +26,8 @@ GPtrArray *cairn_snapshot_list_full(CairnRepo *repo, const char *name, GPtrArray
  * ret_broken (optional): one damaged snapshot does not block the others. */
 CairnSnapshot *cairn_snapshot_resolve(CairnRepo *repo, const char *spec, GPtrArray *ret_broken,
                                       GError **error);
+/* spec is an id or an abbreviation of one (>= 8 hex digits, either case) */
+gboolean cairn_snapshot_spec_is_id(const char *spec);
 /* The ids of the published snapshots whose hex id starts with prefix,
  * without reading any manifest (for forgetting a damaged one). */
 GArray *cairn_snapshot_match_ids(CairnRepo *repo, const char *prefix, GError **error);

@@ -257,19 +257,16 @@ key_set(CairnBackend *b, const char *prefix, GError **error)
     return set;
 }
 
-/* the target's copy of an object decodes and matches its id (the target
- * is a copy of the source: the same keys) */
+/* the target's copy of an object (key: its object key) decodes and matches
+ * its id (the target is a copy of the source: the same keys) */
 static gboolean
-target_object_whole(Sync *sy, const CairnId *id)
+target_object_whole(Sync *sy, const CairnId *id, const char *key)
 {
-    g_autofree char *key = cairn_object_key(id);
     g_autoptr(GBytes) b = cairn_backend_get(sy->target, key, NULL);
     return b && cairn_repo_verify_stored(sy->src, id, g_bytes_get_data(b, NULL),
                                          g_bytes_get_size(b), NULL);
 }
 
-/* Send the objects in slices, each made durable before the next: what
- * arrived survives an interruption. FALSE: stopped (signal, give-up). */
 /* an object's stored size in the source (0 when its listing lacked it) */
 static guint64
 source_size(Sync *sy, const CairnId *id)
@@ -277,6 +274,21 @@ source_size(Sync *sy, const CairnId *id)
     g_autofree char *key = cairn_object_key(id);
     return sy->sizes ? GPOINTER_TO_SIZE(g_hash_table_lookup(sy->sizes, key)) : 0;
 }
+
+/* a snapshot moved: sent, or (its ref was there) repaired */
+static void
+count_moved(Sync *sy, gboolean published)
+{
+    if (published) {
+        sy->st->snapshots_present++;
+        sy->st->snapshots_repaired++;
+    } else {
+        sy->st->snapshots_sent++;
+    }
+}
+
+/* Send the objects in slices, each made durable before the next: what
+ * arrived survives an interruption. FALSE: stopped (signal, give-up). */
 
 static gboolean
 send_objects(Sync *sy, GThreadPool *pool, GArray *missing, GError **error)
@@ -339,6 +351,7 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
     }
     sy->st->objects_present += already;
     sy->snapshot_failed = FALSE;
+    gboolean sent = TRUE, failed = FALSE;
     if (sy->opts->dry_run) {
         sy->st->objects_sent += missing->len;
         for (guint i = 0; i < missing->len; i++)
@@ -347,24 +360,12 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
             sy->st->objects_sent++; /* the manifest */
             sy->st->bytes_sent += source_size(sy, &s->id);
         }
-        if (published) {
-            sy->st->snapshots_repaired++;
-            sy->st->snapshots_present++;
-        } else {
-            sy->st->snapshots_sent++;
-        }
-        /* what later snapshots share with this one is counted once, as sent */
-        for (guint i = 0; i < missing->len; i++) {
-            char *k = cairn_object_key(&g_array_index(missing, CairnId, i));
-            g_hash_table_add(sy->counted, g_strdup(k));
-            g_hash_table_add(present, k);
-        }
-        return TRUE;
+    } else {
+        sent = send_objects(sy, pool, missing, error);
+        g_mutex_lock(&sy->lock);
+        failed = sy->snapshot_failed;
+        g_mutex_unlock(&sy->lock);
     }
-    gboolean sent = send_objects(sy, pool, missing, error);
-    g_mutex_lock(&sy->lock);
-    gboolean failed = sy->snapshot_failed;
-    g_mutex_unlock(&sy->lock);
     for (guint i = 0; i < missing->len; i++) {
         g_autofree char *k = cairn_object_key(&g_array_index(missing, CairnId, i));
         /* only what arrived: a later snapshot sharing a failed object must
@@ -378,6 +379,10 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
         return FALSE;
     if (failed)
         return TRUE; /* reported in problems; this snapshot stays unpublished */
+    if (sy->opts->dry_run) {
+        count_moved(sy, published);
+        return TRUE;
+    }
     /* everything it references is there and durable: manifest, then ref */
     char hex[CAIRN_ID_HEX_LEN + 1];
     cairn_id_to_hex(&s->id, hex);
@@ -393,23 +398,19 @@ sync_one(Sync *sy, GThreadPool *pool, CairnSnapshot *s, GHashTable *present,
     }
     /* the ref goes over a manifest checked on the target: one that was there
      * already (put-if-absent kept it) may be damaged */
-    if (!target_object_whole(sy, &s->id)) {
-        g_autofree char *mk = cairn_object_key(&s->id);
-        g_autoptr(GBytes) good = cairn_backend_get(cairn_repo_backend(sy->src), mk, error);
-        if (!good || !cairn_backend_put(sy->target, mk, g_bytes_get_data(good, NULL),
+    if (!target_object_whole(sy, &s->id, mkey)) {
+        g_autoptr(GBytes) good = cairn_backend_get(cairn_repo_backend(sy->src), mkey, error);
+        if (!good || !cairn_backend_put(sy->target, mkey, g_bytes_get_data(good, NULL),
                                         g_bytes_get_size(good), CAIRN_PUT_REPLACE, NULL, error))
             return FALSE;
     }
-    if (published) { /* its ref was there: what it lacked is back */
-        sy->st->snapshots_present++;
-        sy->st->snapshots_repaired++;
-        return cairn_backend_flush(sy->target, error);
-    }
+    /* a ref that was there stays: what its snapshot lacked is back */
     if (!cairn_backend_flush(sy->target, error) ||
-        !cairn_backend_put(sy->target, ref, body, strlen(body), CAIRN_PUT_REPLACE, NULL, error) ||
-        !cairn_backend_flush(sy->target, error))
+        (!published && (!cairn_backend_put(sy->target, ref, body, strlen(body),
+                                           CAIRN_PUT_REPLACE, NULL, error) ||
+                        !cairn_backend_flush(sy->target, error))))
         return FALSE;
-    sy->st->snapshots_sent++;
+    count_moved(sy, published);
     return TRUE;
 }
 
@@ -421,7 +422,8 @@ cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
     st->problems = g_ptr_array_new_with_free_func(g_free);
     gint64 t0 = g_get_monotonic_time();
     Sync sy = { .src = src, .target = target, .st = st, .opts = opts };
-    sy.give_up_after = MAX(GIVE_UP_AFTER_MIN, opts->parallel ? opts->parallel : 8);
+    guint parallel = opts->parallel ? opts->parallel : 8;
+    sy.give_up_after = MAX(GIVE_UP_AFTER_MIN, parallel);
     sy.transport = g_ptr_array_new_with_free_func(g_free);
     sy.failed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
     sy.counted = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
@@ -447,8 +449,7 @@ cairn_sync(CairnRepo *src, CairnBackend *target, GPtrArray *snapshots,
     g_autoptr(GHashTable) refs = present ? key_set(target, "snapshots/", error) : NULL;
     if (!refs)
         goto out;
-    pool = g_thread_pool_new(worker, &sy, (gint) (opts->parallel ? opts->parallel : 8), FALSE,
-                             NULL);
+    pool = g_thread_pool_new(worker, &sy, (gint) parallel, FALSE, NULL);
     ok = TRUE;
     for (guint i = 0; ok && i < snapshots->len; i++) {
         CairnSnapshot *s = snapshots->pdata[i];

@@ -477,26 +477,22 @@ restore_disk(CairnRepo *repo, const CairnIndex *index, const char *path, CairnDi
         ret_pending->tmp = g_steal_pointer(&tmp);
         ret_pending->path = g_strdup(path);
         ret_pending->fd = cairn_steal_fd(&fd);
-        if (ret_stats) {
-            *ret_stats = r.stats;
-            ret_stats->stale_partials_removed = stale;
+    } else {
+        if (ok && close(cairn_steal_fd(&fd)) < 0) {
+            cairn_set_errno(error, errno, "cannot close", tmp);
+            ok = FALSE;
         }
-        return TRUE;
+        if (ok && rename(tmp, path) < 0) {
+            cairn_set_errno(error, errno, "cannot rename the restored disk to", path);
+            ok = FALSE;
+        }
+        if (!ok) {
+            unlink(tmp);
+            return FALSE;
+        }
+        if (!cairn_fsync_dir(dir, error))
+            return FALSE;
     }
-    if (ok && close(cairn_steal_fd(&fd)) < 0) {
-        cairn_set_errno(error, errno, "cannot close", tmp);
-        ok = FALSE;
-    }
-    if (ok && rename(tmp, path) < 0) {
-        cairn_set_errno(error, errno, "cannot rename the restored disk to", path);
-        ok = FALSE;
-    }
-    if (!ok) {
-        unlink(tmp);
-        return FALSE;
-    }
-    if (!cairn_fsync_dir(dir, error))
-        return FALSE;
     if (ret_stats) {
         *ret_stats = r.stats;
         ret_stats->stale_partials_removed = stale;

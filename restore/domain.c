@@ -98,35 +98,43 @@ disk_may_be_shared(xmlNodePtr disk)
     return FALSE;
 }
 
-/* the domain that 'taken' (path -> domain) says uses the source's file */
-static const char *
-taken_by(GHashTable *taken, xmlNodePtr source)
-{
-    const char *attrs[] = { "file", "dev" };
-    for (guint i = 0; source && i < G_N_ELEMENTS(attrs); i++) {
-        xmlChar *v = xmlGetProp(source, (const xmlChar *) attrs[i]);
-        const char *who = v ? g_hash_table_lookup(taken, v) : NULL;
-        xmlFree(v);
-        if (who)
-            return who;
-    }
-    return NULL;
-}
-
-/* what a disk's <source> names: a file, a device, a network volume */
+/* the value of the first of attrs (NULL-terminated) that node has */
 static char *
-describe_source(xmlNodePtr source)
+first_prop(xmlNodePtr node, const char *const *attrs)
 {
-    static const char *const attrs[] = { "file", "dev", "name", "volume", "dir" };
-    for (guint i = 0; source && i < G_N_ELEMENTS(attrs); i++) {
-        xmlChar *v = xmlGetProp(source, (const xmlChar *) attrs[i]);
+    for (; node && *attrs; attrs++) {
+        xmlChar *v = xmlGetProp(node, (const xmlChar *) *attrs);
         if (v) {
             char *copy = g_strdup((const char *) v);
             xmlFree(v);
             return copy;
         }
     }
-    return g_strdup("its source");
+    return NULL;
+}
+
+char *
+cairn_xml_source_path(xmlNodePtr source)
+{
+    static const char *const attrs[] = { "file", "dev", NULL };
+    return first_prop(source, attrs);
+}
+
+/* the domain that 'taken' (path -> domain) says uses the source's file */
+static const char *
+taken_by(GHashTable *taken, xmlNodePtr source)
+{
+    g_autofree char *path = taken ? cairn_xml_source_path(source) : NULL;
+    return path ? g_hash_table_lookup(taken, path) : NULL;
+}
+
+/* what a disk's <source> names: a file, a device, a network volume */
+static char *
+describe_source(xmlNodePtr source)
+{
+    static const char *const attrs[] = { "file", "dev", "name", "volume", "dir", NULL };
+    char *what = first_prop(source, attrs);
+    return what ? what : g_strdup("its source");
 }
 
 char *
@@ -180,20 +188,20 @@ cairn_domain_xml_disk_sources(const char *xml)
                                   XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
     xmlXPathObjectPtr o = doc ? xpath(doc, "/domain/devices/disk") : NULL;
     for (int i = 0; o && o->nodesetval && i < o->nodesetval->nodeNr; i++) {
-        xmlChar *dev = NULL, *path = NULL;
+        xmlChar *dev = NULL;
+        char *path = NULL;
         for (xmlNodePtr c = o->nodesetval->nodeTab[i]->children; c; c = c->next) {
             if (c->type != XML_ELEMENT_NODE)
                 continue;
             if (!strcmp((const char *) c->name, "target") && !dev)
                 dev = xmlGetProp(c, (const xmlChar *) "dev");
-            else if (!strcmp((const char *) c->name, "source") && !path &&
-                     !(path = xmlGetProp(c, (const xmlChar *) "file")))
-                path = xmlGetProp(c, (const xmlChar *) "dev");
+            else if (!strcmp((const char *) c->name, "source") && !path)
+                path = cairn_xml_source_path(c);
         }
         if (dev && path)
-            g_hash_table_insert(out, g_strdup((const char *) dev), g_strdup((const char *) path));
+            g_hash_table_insert(out, g_strdup((const char *) dev), g_steal_pointer(&path));
         xmlFree(dev);
-        xmlFree(path);
+        g_free(path);
     }
     xmlXPathFreeObject(o);
     xmlFreeDoc(doc);
@@ -240,6 +248,7 @@ cairn_domain_xml_rewrite(const char *xml, const char *name, const char *original
                 driver = c;
         }
         xmlChar *dev = target ? xmlGetProp(target, (const xmlChar *) "dev") : NULL;
+        const char *owner = NULL; /* another domain's disk */
         const char *file = dev ? g_hash_table_lookup(files, dev) : NULL;
         if (file) {
             xmlSetProp(disk, (const xmlChar *) "type", (const xmlChar *) "file");
@@ -269,24 +278,19 @@ cairn_domain_xml_rewrite(const char *xml, const char *name, const char *original
                 c = next;
             }
         } else if (dev && !disk_may_be_shared(disk) &&
-                   (clone || (taken && taken_by(taken, source)))) {
+                   (owner = clone ? original : taken_by(taken, source))) {
             /* another domain's disk: two domains writing one disk corrupt it */
             g_autofree char *what = describe_source(source);
-            const char *owner = clone ? original : taken_by(taken, source);
             note(notes, "disk %s was not restored: left out of '%s', as its source '%s' is "
                  "the disk of '%s' (restore it too, or attach another disk to '%s')",
                  (const char *) dev, name, what, owner, name);
             xmlUnlinkNode(disk);
             xmlFreeNode(disk);
         } else if (dev && source) {
-            xmlChar *f = xmlGetProp(source, (const xmlChar *) "file");
-            if (!f)
-                f = xmlGetProp(source, (const xmlChar *) "dev");
-            if (f && access((const char *) f, F_OK) != 0)
+            g_autofree char *f = cairn_xml_source_path(source);
+            if (f && access(f, F_OK) != 0)
                 note(notes, "disk %s was not in the snapshot and its source '%s' does not exist "
-                     "here: edit the XML or remove the disk", (const char *) dev,
-                     (const char *) f);
-            xmlFree(f);
+                     "here: edit the XML or remove the disk", (const char *) dev, f);
         }
         xmlFree(dev);
     }
@@ -374,38 +378,41 @@ cairn_restore_define(virConnectPtr conn, const char *name, const char *xml,
     return dom;
 }
 
-/* --keep-uuid: no other domain may have the UUID (libvirt would refuse the
- * definition, after every disk was written) */
-char *
-cairn_restore_clone_nvram(const char *xml, const char *name, const char *original,
-                          const char *dir, GError **error)
+/* A clone (name differs from original) must not share the original's UEFI
+ * variables: when that file is here, it is copied to DIR/NAME_VARS.fd
+ * (*ret_path); else *ret_path stays NULL (not a clone, or no such file: the
+ * clone gets a fresh one from the template). */
+static gboolean
+clone_nvram(const char *xml, const char *name, const char *original, const char *dir,
+            char **ret_path, GError **error)
 {
+    *ret_path = NULL;
     if (!original || !strcmp(name, original))
-        return NULL;
+        return TRUE;
     g_autofree char *old = cairn_domain_xml_nvram(xml);
     if (!old || !g_file_test(old, G_FILE_TEST_IS_REGULAR))
-        return NULL;
+        return TRUE;
     g_autofree char *data = NULL;
     gsize len = 0;
     GError *gerr = NULL;
     if (!g_file_get_contents(old, &data, &len, &gerr)) {
         g_propagate_prefixed_error(error, gerr, "cannot copy the UEFI variables of '%s': ",
                                    original);
-        return NULL;
+        return FALSE;
     }
-    char *copy = g_strdup_printf("%s/%s_VARS.fd", dir, name);
-    if (!cairn_write_file_durable(copy, data, len, 0600, error)) {
-        g_free(copy);
-        return NULL;
-    }
-    return copy;
+    g_autofree char *copy = g_strdup_printf("%s/%s_VARS.fd", dir, name);
+    if (!cairn_write_file_durable(copy, data, len, 0600, error))
+        return FALSE;
+    *ret_path = g_steal_pointer(&copy);
+    return TRUE;
 }
 
 /* the sources of the disks not restored (not in files) that a domain other
- * than 'name' uses: path -> that domain (restore/in-use.c) */
-GHashTable *
-cairn_restore_disks_of_others(virConnectPtr conn, const char *uri, const char *xml,
-                              GHashTable *files, const char *name)
+ * than 'name' uses: path -> that domain (restore/in-use.c); conn NULL: one
+ * is opened (uri) if needed */
+static GHashTable *
+disks_of_others(virConnectPtr conn, const char *uri, const char *xml, GHashTable *files,
+                const char *name)
 {
     GHashTable *taken = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
     g_autoptr(GHashTable) sources = cairn_domain_xml_disk_sources(xml);
@@ -432,6 +439,28 @@ cairn_restore_disks_of_others(virConnectPtr conn, const char *uri, const char *x
     return taken;
 }
 
+char *
+cairn_restore_write_xml(virConnectPtr conn, const char *uri, const char *xml, const char *name,
+                        const char *original, gboolean keep_uuid, gboolean keep_mac,
+                        GHashTable *files, const char *format, const char *dir,
+                        GPtrArray *notes, char **ret_xml_path, GError **error)
+{
+    *ret_xml_path = g_strdup_printf("%s/%s.xml", dir, name);
+    g_autofree char *nvram = NULL;
+    if (!clone_nvram(xml, name, original, dir, &nvram, error))
+        return NULL;
+    g_autoptr(GHashTable) taken = disks_of_others(conn, uri, xml, files, name);
+    g_autofree char *newxml = cairn_domain_xml_rewrite(xml, name, original, keep_uuid, keep_mac,
+                                                       files, taken, format, nvram, notes,
+                                                       error);
+    if (!newxml ||
+        !cairn_write_file_durable(*ret_xml_path, newxml, strlen(newxml), 0644, error))
+        return NULL;
+    return g_steal_pointer(&newxml);
+}
+
+/* --keep-uuid: no other domain may have the UUID (libvirt would refuse the
+ * definition, after every disk was written) */
 gboolean
 cairn_restore_check_uuid(virConnectPtr conn, const char *uuid, const char *name, GError **error)
 {
@@ -661,16 +690,10 @@ cairn_restore_domain(CairnRepo *repo, CairnSnapshot *snap, const CairnRestoreOpt
         g_free(jobs[i].path);
     }
     if (ok) {
-        g_autofree char *nvram = cairn_restore_clone_nvram(xml, r->name, m->name, dir, error);
-        g_autoptr(GHashTable) taken = cairn_restore_disks_of_others(conn, o->uri, xml, files,
-                                                                    r->name);
-        g_autofree char *newxml =
-            (nvram || !error || !*error)
-                ? cairn_domain_xml_rewrite(xml, r->name, m->name, o->keep_uuid, o->keep_mac,
-                                           files, taken, ext, nvram, r->notes, error)
-                : NULL;
-        r->xml_path = g_strdup_printf("%s/%s.xml", dir, r->name);
-        ok = newxml && cairn_write_file_durable(r->xml_path, newxml, strlen(newxml), 0644, error);
+        g_autofree char *newxml = cairn_restore_write_xml(conn, o->uri, xml, r->name, m->name,
+                                                          o->keep_uuid, o->keep_mac, files, ext,
+                                                          dir, r->notes, &r->xml_path, error);
+        ok = newxml != NULL;
         if (ok && o->define) {
             virDomainPtr dom = cairn_restore_define(conn, r->name, newxml, r->xml_path, r->notes,
                                                     error);

@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <jansson.h>
 #include <libvirt/libvirt.h>
+#include <libxml/tree.h>
 
 #include "repo/snapshot.h"
 #include "restore/restore.h"
@@ -44,20 +45,21 @@ char *cairn_domain_xml_rewrite(const char *xml, const char *name, const char *or
                                GPtrArray *notes, GError **error);
 /* target -> the file or device of each disk of a domain XML */
 GHashTable *cairn_domain_xml_disk_sources(const char *xml);
-/* the sources of the disks not restored (not in files) that a domain other
- * than 'name' uses (path -> that domain), for cairn_domain_xml_rewrite's
- * 'taken'; conn NULL: one is opened (uri) if needed */
-GHashTable *cairn_restore_disks_of_others(virConnectPtr conn, const char *uri,
-                                          const char *xml, GHashTable *files,
-                                          const char *name);
+/* The file or device a disk's <source> names (a copy), or NULL. */
+char *cairn_xml_source_path(xmlNodePtr source);
 /* The per-domain UEFI variables file of a domain XML (<os><nvram>), or NULL. */
 char *cairn_domain_xml_nvram(const char *xml);
-/* A clone (name differs from original) must not share the original's UEFI
- * variables: when that file is here, it is copied to DIR/NAME_VARS.fd (the
- * path is returned, for cairn_domain_xml_rewrite's clone_nvram); NULL: not
- * a clone, no such file (the clone gets a fresh one), or an error. */
-char *cairn_restore_clone_nvram(const char *xml, const char *name, const char *original,
-                                const char *dir, GError **error);
+/* The XML of a restored domain, also written to DIR/NAME.xml (*ret_xml_path,
+ * set even on failure): cairn_domain_xml_rewrite() of the saved one, where a
+ * clone (name differs from original) gets its own copy of the original's
+ * UEFI variables (DIR/NAME_VARS.fd) when that file is here, and a disk not
+ * restored that another domain uses is left out. conn NULL: one is opened
+ * (uri) if needed. */
+char *cairn_restore_write_xml(virConnectPtr conn, const char *uri, const char *xml,
+                              const char *name, const char *original, gboolean keep_uuid,
+                              gboolean keep_mac, GHashTable *files, const char *format,
+                              const char *dir, GPtrArray *notes, char **ret_xml_path,
+                              GError **error);
 
 /* libvirt (uri NULL: $LIBVIRT_DEFAULT_URI, else qemu:///system); errors are
  * reported through GError only */

@@ -33,18 +33,11 @@ same_file(const struct stat *st, const char *path)
 static char *
 source_path(virConnectPtr conn, xmlNodePtr source)
 {
-    static const char *const attrs[] = { "file", "dev" };
-    for (guint i = 0; i < G_N_ELEMENTS(attrs); i++) {
-        xmlChar *v = xmlGetProp(source, (const xmlChar *) attrs[i]);
-        if (v) {
-            char *copy = g_strdup((const char *) v);
-            xmlFree(v);
-            return copy;
-        }
-    }
+    char *path = cairn_xml_source_path(source);
+    if (path)
+        return path;
     xmlChar *pool = xmlGetProp(source, (const xmlChar *) "pool");
     xmlChar *vol = xmlGetProp(source, (const xmlChar *) "volume");
-    char *path = NULL;
     if (pool && vol) {
         virStoragePoolPtr p = virStoragePoolLookupByName(conn, (const char *) pool);
         virStorageVolPtr v = p ? virStorageVolLookupByName(p, (const char *) vol) : NULL;

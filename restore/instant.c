@@ -518,8 +518,7 @@ cairn_restore_instant(CairnRepo *repo, CairnSnapshot *snap, const CairnInstantOp
     if (!conn)
         return FALSE;
     gboolean ok = FALSE, started = FALSE, made_dir = FALSE;
-    g_autofree char *newxml = NULL, *nvram = NULL;
-    g_autoptr(GHashTable) taken = NULL;
+    g_autofree char *newxml = NULL;
     gint64 t1 = 0;
     Pull p = { .o = o };
     g_autofree InstantDisk *disks = g_new0(InstantDisk, m->disks->len);
@@ -591,15 +590,10 @@ cairn_restore_instant(CairnRepo *repo, CairnSnapshot *snap, const CairnInstantOp
         goto out;
     }
 
-    nvram = cairn_restore_clone_nvram(xml, r->name, m->name, dir, error);
-    if (!nvram && error && *error)
-        goto out;
-    taken = cairn_restore_disks_of_others(conn, b->uri, xml, files, r->name);
-    newxml = cairn_domain_xml_rewrite(xml, r->name, m->name, b->keep_uuid, b->keep_mac, files,
-                                      taken, "qcow2", nvram, r->notes, error);
-    r->xml_path = g_strdup_printf("%s/%s.xml", dir, r->name);
-    if (!newxml || !cairn_write_file_durable(r->xml_path, newxml, strlen(newxml), 0644, error) ||
-        interrupted(o, error))
+    newxml = cairn_restore_write_xml(conn, b->uri, xml, r->name, m->name, b->keep_uuid,
+                                     b->keep_mac, files, "qcow2", dir, r->notes, &r->xml_path,
+                                     error);
+    if (!newxml || interrupted(o, error))
         goto out;
     if (!(p.dom = cairn_restore_define(conn, r->name, newxml, r->xml_path, r->notes, error)))
         goto out;

@@ -86,15 +86,22 @@ teardown(void **state)
     return 0;
 }
 
+/* XML restored as 'name' (the snapshot's domain is web01) */
 static char *
-rewrite(Fixture *f, const char *name, gboolean keep)
+rewrite_as(Fixture *f, const char *name, gboolean keep, GHashTable *taken, const char *nvram)
 {
     g_autoptr(GError) error = NULL;
-    char *out = cairn_domain_xml_rewrite(XML, name, "web01", keep, keep, f->files, NULL, "qcow2",
-                                         NULL, f->notes, &error);
+    char *out = cairn_domain_xml_rewrite(XML, name, "web01", keep, keep, f->files, taken,
+                                         "qcow2", nvram, f->notes, &error);
     if (!out)
         fail_msg("rewrite failed: %s", error->message);
     return out;
+}
+
+static char *
+rewrite(Fixture *f, const char *name, gboolean keep)
+{
+    return rewrite_as(f, name, keep, NULL, NULL);
 }
 
 static const char *
@@ -190,12 +197,9 @@ static void
 test_same_name_disk_of_another_domain(void **state)
 {
     Fixture *f = *state;
-    g_autoptr(GError) error = NULL;
     g_autoptr(GHashTable) taken = g_hash_table_new(g_str_hash, g_str_equal);
     g_hash_table_insert(taken, "/srv/vm/web01-vdb.raw", "web01-old");
-    g_autofree char *out = cairn_domain_xml_rewrite(XML, "web01", "web01", FALSE, FALSE,
-                                                    f->files, taken, "qcow2", NULL, f->notes,
-                                                    &error);
+    g_autofree char *out = rewrite_as(f, "web01", FALSE, taken, NULL);
     assert_null(strstr(out, "/srv/vm/web01-vdb.raw"));
     const char *n = note_with(f, "disk vdb was not restored");
     assert_non_null(n);
@@ -208,22 +212,17 @@ static void
 test_clone_nvram(void **state)
 {
     Fixture *f = *state;
-    g_autoptr(GError) error = NULL;
     g_autofree char *orig = cairn_domain_xml_nvram(XML);
     assert_string_equal(orig, "/srv/vm/web01_VARS.fd");
-    g_autofree char *copy = cairn_domain_xml_rewrite(XML, "web01-copy", "web01", FALSE, FALSE,
-                                                     f->files, NULL, "qcow2", "/new/web01-copy_VARS.fd",
-                                                     f->notes, &error);
+    g_autofree char *copy = rewrite_as(f, "web01-copy", FALSE, NULL, "/new/web01-copy_VARS.fd");
     assert_non_null(strstr(copy, ">/new/web01-copy_VARS.fd</nvram>"));
     assert_null(strstr(copy, "/srv/vm/web01_VARS.fd"));
     assert_non_null(note_with(f, "own copy of the UEFI variables"));
-    g_autofree char *fresh = cairn_domain_xml_rewrite(XML, "web01-copy", "web01", FALSE, FALSE,
-                                                      f->files, NULL, "qcow2", NULL, f->notes, &error);
+    g_autofree char *fresh = rewrite(f, "web01-copy", FALSE);
     assert_null(strstr(fresh, "web01_VARS.fd<"));
     assert_non_null(strstr(fresh, "template=\"/usr/share/OVMF/OVMF_VARS_4M.fd\""));
     assert_non_null(note_with(f, "new UEFI variables from the firmware's template"));
-    g_autofree char *same = cairn_domain_xml_rewrite(XML, "web01", "web01", FALSE, FALSE,
-                                                     f->files, NULL, "qcow2", NULL, f->notes, &error);
+    g_autofree char *same = rewrite(f, "web01", FALSE);
     assert_non_null(strstr(same, ">/srv/vm/web01_VARS.fd</nvram>"));
 }
 
