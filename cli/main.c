@@ -2,6 +2,7 @@
 #include "config.h"
 
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -128,6 +129,9 @@ main(int argc, char **argv)
 {
     setlocale(LC_ALL, "");
     g_log_set_writer_func(log_writer, NULL, NULL);
+    /* as virsh: a peer that closed its socket (libvirtd, an NBD server, an
+     * S3 endpoint) is an error to report, never a silent death (status 141) */
+    signal(SIGPIPE, SIG_IGN);
     CairnCli cli = { .lock_wait = 600 };
     cli.repo_location = g_getenv("CAIRN_REPO");
     cli.key_file = g_getenv("CAIRN_KEY_FILE");
